@@ -95,6 +95,7 @@ class Cell:
     page: int = 1
     ruled: bool = True
     words: tuple[Word, ...] = ()
+    raw: str | None = None  # text as read, before cleaning (text dumps keep their wrapped-cell spaces here)
 
     @property
     def last_row(self) -> int:
@@ -443,3 +444,50 @@ class DocumentResult:
             error=data.get("error"),
             crops={str(k): str(v) for k, v in data.get("crops", {}).items()},
         )
+
+
+REVIEW_COLUMNS = (
+    "review_id", "doc_id", "source", "page", "field", "value", "candidates", "reason", "message", "confidence", "crop",
+    "decision", "corrected_value", "reviewer", "note",
+)
+REVIEWER_COLUMNS = ("decision", "corrected_value", "reviewer", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """One row of the review queue: a value a person must look at, where it is, and why.
+
+    ``review_id`` is stable for (document, field), so a decision made on it survives reruns.
+    ``reason`` holds the stable codes of every flag on the field, ``;``-separated.
+    """
+
+    review_id: str
+    doc_id: str
+    source: str
+    page: int | None
+    field: str
+    value: str | None
+    candidates: tuple[tuple[str, float], ...]
+    reason: str
+    message: str
+    confidence: float
+    crop: str = ""
+
+    def to_row(self) -> dict[str, str]:
+        return {
+            "review_id": self.review_id,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "page": "" if self.page is None else str(self.page),
+            "field": self.field,
+            "value": self.value or "",
+            "candidates": " | ".join(f"{c} ({s:.2f})" for c, s in self.candidates),
+            "reason": self.reason,
+            "message": self.message,
+            "confidence": f"{self.confidence:.2f}",
+            "crop": self.crop,
+            "decision": "",
+            "corrected_value": "",
+            "reviewer": "",
+            "note": "",
+        }

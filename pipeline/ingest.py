@@ -1,0 +1,283 @@
+"""Ingest: what a file is, its content hash, and its content as a Table (text dumps) or pages (images, PDFs).
+
+Kinds are decided from the bytes, not the extension, so a PDF named ``.png`` is still read as a PDF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import Limits
+from pipeline.datamodel import Cell, Issue, PageImage, SourceKind, Table
+from pipeline.errors import InputError, LimitExceeded
+from pipeline.text import clean_cell_text, has_cjk
+
+TEXT_SUFFIXES = {".txt", ".tsv", ".csv", ".dump", ".text"}
+IMAGE_KINDS = {"png", "jpeg", "tiff", "bmp", "gif", "webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    text: str
+    encoding: str
+    issues: tuple[Issue, ...] = ()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sniff_kind(head: bytes) -> str:
+    """The file kind from its first bytes: pdf, png, jpeg, tiff, bmp, gif, webp, zip, empty or text."""
+    if not head:
+        return "empty"
+    if head.startswith(b"%PDF") or b"%PDF-" in head[:1024]:
+        return "pdf"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "tiff"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    return "text"
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def _looks_like_text(text: str) -> bool:
+    """Mostly printable characters: binary garbage decoded by a permissive codec fails this."""
+    if not text:
+        return False
+    bad = sum(1 for ch in text if (ord(ch) < 32 and ch not in "\t\r\n\f") or 0xE000 <= ord(ch) <= 0xF8FF
+              or ch == "\ufffd")
+    return bad / len(text) < 0.01
+
+
+def decode_text(data: bytes, source: str = "") -> Decoded:
+    """Decode a text dump: BOMs, UTF-8, UTF-16 without BOM, GB18030 (a superset of GBK), or a mix by line.
+
+    Raises :class:`InputError` when the bytes are not text in any of these encodings.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return Decoded(data.decode(encoding).lstrip("\ufeff"), encoding.replace("-sig", ""))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"starts with a {encoding} byte-order mark but is not valid {encoding} "
+                                 f"({exc.reason} at byte {exc.start})", source=source) from None
+    # UTF-16 without a BOM shows as NUL bytes in every other position.
+    if len(data) >= 4 and data.count(b"\x00") > len(data) // 4:
+        for encoding in ("utf-16-le", "utf-16-be"):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if _looks_like_text(text):
+                return Decoded(text, encoding)
+        raise InputError("is binary data, not a text dump (it contains NUL bytes)", source=source)
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _looks_like_text(text) and (encoding == "utf-8" or has_cjk(text)):
+            return Decoded(text, encoding)
+    # Files concatenated from several sources: decode line by line.
+    lines: list[str] = []
+    used: set[str] = set()
+    for raw_line in data.split(b"\n"):
+        for encoding in ("utf-8", "gb18030"):
+            try:
+                lines.append(raw_line.decode(encoding))
+                used.add(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise InputError("is not text in UTF-8, UTF-16 or GB18030/GBK (undecodable bytes); is it a binary file "
+                             "with a text extension?", source=source)
+    text = "\n".join(lines)
+    if not _looks_like_text(text):
+        raise InputError("is binary data, not a text dump", source=source)
+    issue = Issue("mixed_encoding", f"lines are in different encodings ({', '.join(sorted(used))}); each was decoded "
+                  "separately")
+    return Decoded(text, "+".join(sorted(used)), (issue,))
+
+
+_BREAK_LINE = re.compile(r"^[\s\-—–=_]*$")
+
+
+def _is_page_break(line: str) -> bool:
+    """Blank lines and lines of only dashes (``--\t--\t--``) separate pages in a dump."""
+    return bool(_BREAK_LINE.match(line))
+
+
+def parse_text_dump(text: str) -> Table:
+    """Tab-separated rows to a Table; blank and ``--`` lines are page breaks.
+
+    A dump knows no geometry and no spans: every cell is one grid position, its column its index in the
+    line. Misaligned columns are repaired by the form profile, which knows what each column holds.
+    """
+    cells: list[Cell] = []
+    row_pages: list[int] = []
+    page = 1
+    pending_break = False
+    n_cols = 0
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if _is_page_break(line):
+            pending_break = bool(row_pages)
+            continue
+        if pending_break:
+            page += 1
+            pending_break = False
+        row = len(row_pages)
+        parts = line.split("\t")
+        for col, raw in enumerate(parts):
+            cells.append(Cell(row=row, col=col, text=clean_cell_text(raw), raw=raw, page=page))
+        n_cols = max(n_cols, len(parts))
+        row_pages.append(page)
+    return Table(cells=tuple(cells), n_rows=len(row_pages), n_cols=n_cols, row_pages=tuple(row_pages),
+                 kind=SourceKind.TEXT_DUMP)
+
+
+def _check_pixels(width: int, height: int, limits: Limits, source: str, page: int) -> None:
+    if width < 16 or height < 16:
+        raise InputError(f"page {page} is {width}x{height} pixels: too small to hold a form", source=source)
+    if width * height > limits.max_pixels_per_page:
+        raise LimitExceeded(f"page {page} is {width}x{height} pixels, over the limit of {limits.max_pixels_per_page:,} "
+                            "pixels per page (set Limits.max_pixels_per_page to allow it)", source=source)
+
+
+def count_pages(data_path: Path, kind: str, source: str) -> int:
+    """Number of pages without rendering any (PDF page count, frames of a TIFF)."""
+    if kind == "pdf":
+        import pypdfium2 as pdfium
+
+        try:
+            pdf = pdfium.PdfDocument(str(data_path))
+        except pdfium.PdfiumError as exc:
+            raise InputError(_pdf_error_message(exc), source=source) from None
+        try:
+            return len(pdf)
+        finally:
+            pdf.close()
+    from PIL import Image
+
+    with Image.open(data_path) as image:
+        return int(getattr(image, "n_frames", 1))
+
+
+def _pdf_error_message(exc: Exception) -> str:
+    text = str(exc)
+    if "password" in text.lower():
+        return "is an encrypted PDF that needs a password; decrypt it first (qpdf --decrypt) and rerun"
+    return f"is not a readable PDF ({text}); the file may be truncated or damaged"
+
+
+def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits) -> Iterator[PageImage]:
+    """Rasterise each page in turn (pages are streamed: one page image in memory at a time).
+
+    A page with a real text layer also carries its words, so OCR is skipped for it.
+    """
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    from pipeline.textlayer import text_layer_words
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        raise InputError(_pdf_error_message(exc), source=source) from None
+    try:
+        n_pages = len(pdf)
+        if n_pages == 0:
+            raise InputError("is a PDF with no pages", source=source)
+        if n_pages > limits.max_pages:
+            raise LimitExceeded(f"has {n_pages} pages, over the limit of {limits.max_pages} pages per document",
+                                source=source)
+        scale = dpi / 72.0
+        for index in range(n_pages):
+            page = pdf[index]
+            try:
+                width_pt, height_pt = page.get_size()
+                _check_pixels(int(width_pt * scale), int(height_pt * scale), limits, source, index + 1)
+                image = np.asarray(page.render(scale=scale, grayscale=False).to_pil().convert("RGB"))
+                words = text_layer_words(page, scale)
+            except pdfium.PdfiumError as exc:
+                raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
+            finally:
+                page.close()
+            yield PageImage(number=index + 1, image=image, dpi=float(dpi), text_words=words)
+    finally:
+        pdf.close()
+
+
+def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageImage]:
+    """Pages of an image file (every frame of a multi-page TIFF). DPI from the file, 300 if absent."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # we enforce our own, clearer limit below, before decoding
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"is not a readable image ({exc})", source=source) from None
+    with image:
+        n_frames = int(getattr(image, "n_frames", 1))
+        if n_frames > limits.max_pages:
+            raise LimitExceeded(f"has {n_frames} frames, over the limit of {limits.max_pages} pages", source=source)
+        for index in range(n_frames):
+            try:
+                image.seek(index)
+                _check_pixels(image.width, image.height, limits, source, index + 1)
+                dpi_info = image.info.get("dpi", (300, 300))
+                dpi = float(dpi_info[0]) if dpi_info and dpi_info[0] and float(dpi_info[0]) > 50 else 300.0
+                frame = np.asarray(image.convert("RGB"))
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise InputError(f"image data of page {index + 1} is damaged or truncated ({exc})",
+                                 source=source) from None
+            yield PageImage(number=index + 1, image=frame, dpi=dpi)
+
+
+def read_head(path: Path, size: int = 2048) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def file_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def load_bytes(path: Path, limits: Limits, source: str) -> bytes:
+    size = file_size(path)
+    if size > limits.max_file_bytes:
+        raise LimitExceeded(f"is {size:,} bytes, over the limit of {limits.max_file_bytes:,} bytes", source=source)
+    return path.read_bytes()
+
+
+def image_from_bytes(data: bytes) -> object:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))

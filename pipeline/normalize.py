@@ -1,0 +1,143 @@
+"""Normalise a Form's values: exact decimals, percents, operators and units, catalogue ids.
+
+Values keep their printed text; what changes is its form (``10,580,000.00`` -> ``10580000.00``) and
+what the column's type lets us repair. Every repair and every doubtful value becomes a Flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+from pipeline.datamodel import MISSING, CatalogueMatch, Flag, Form, Indicator, Value
+from pipeline.quantity import (
+    format_decimal,
+    is_dash,
+    parse_number,
+    parse_percent,
+    parse_quantity,
+)
+from pipeline.text import clean_cell_text
+
+MONEY_COLUMNS = ("initial_budget", "annual_budget", "executed")
+
+
+class IndicatorCatalogue(Protocol):
+    def match_indicator(self, name: str, level2: str | None = None) -> CatalogueMatch: ...
+
+
+def _number(value: Value, path: str, flags: list[Flag], *, money: bool) -> Value:
+    if value.text is None:
+        return value
+    if is_dash(value.text):
+        return replace(value, text=None)
+    parsed = parse_number(value.text, money=money)
+    if parsed is None:
+        flags.append(Flag(path, "not_a_number", f"expected a number, read {value.text!r}", min(value.confidence, 0.5)))
+        return value
+    if parsed.repaired:
+        flags.append(Flag(path, "ocr_repaired", parsed.note, min(value.confidence, 0.7)))
+    return replace(value, text=format_decimal(parsed.value))
+
+
+def _percent(value: Value, path: str, flags: list[Flag]) -> Value:
+    if value.text is None:
+        return value
+    if is_dash(value.text):
+        return replace(value, text=None)
+    parsed = parse_percent(value.text)
+    if parsed is None:
+        flags.append(Flag(path, "not_a_percent", f"expected a percent, read {value.text!r}", min(value.confidence, 0.5)))
+        return value
+    if parsed.repaired:
+        flags.append(Flag(path, "ocr_repaired", parsed.note, min(value.confidence, 0.7)))
+    return replace(value, text=f"{format_decimal(parsed.value)}%")
+
+
+def _text(value: Value) -> Value:
+    if value.text is None:
+        return value
+    cleaned = clean_cell_text(value.text)
+    return replace(value, text=cleaned or None)
+
+
+def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: float = 0.9) -> Form:
+    """Typed, repaired values and catalogue matches; flags for repairs and for low OCR confidence."""
+    flags: list[Flag] = list(form.flags)
+    header = {name: _text(value) for name, value in form.header.items()}
+    if header.get("year", MISSING).text:
+        year = parse_number(header["year"].text)
+        header["year"] = replace(header["year"], text=format_decimal(year.value) if year else header["year"].text)
+
+    funds: dict[str, dict[str, Value]] = {}
+    for row, cols in form.funds.items():
+        out: dict[str, Value] = {}
+        for col, value in cols.items():
+            path = f"funds.{row}.{col}"
+            if col in MONEY_COLUMNS:
+                out[col] = _number(value, path, flags, money=True)
+            elif col == "execution_rate":
+                out[col] = _percent(value, path, flags)
+            else:
+                out[col] = _number(value, path, flags, money=False)
+        funds[row] = out
+
+    goals = {name: _text(value) for name, value in form.goals.items()}
+    total = {name: _number(value, f"total.{name}", flags, money=False) for name, value in form.total.items()}
+
+    indicators: list[Indicator] = []
+    for i, indicator in enumerate(form.indicators):
+        fields = {name: _text(value) for name, value in indicator.fields.items()}
+        for name in ("weight", "score"):
+            fields[name] = _number(fields.get(name, MISSING), f"indicators[{i}].{name}", flags, money=False)
+        for name in ("target", "actual"):
+            value = fields.get(name, MISSING)
+            if value.text is not None and is_dash(value.text) and value.text.strip() != "无":
+                fields[name] = replace(value, text=None)
+        name_text = fields.get("name", MISSING).text
+        match = catalogue.match_indicator(name_text, fields.get("level2", MISSING).text) if name_text else None
+        if match is not None and match.decision == "review":
+            flags.append(Flag(f"indicators[{i}].catalogue_id", "catalogue_ambiguous",
+                              f"{name_text!r} is close to several catalogue indicators", match.score,
+                              tuple((f"{eid} {cname}", s) for eid, cname, s in match.candidates)))
+        indicators.append(Indicator(fields=fields, catalogue=match))
+
+    normalized = replace(form, header=header, funds=funds, goals=goals, indicators=tuple(indicators), total=total)
+    flags.extend(_confidence_flags(normalized, low_confidence, {f.field for f in flags}))
+    return replace(normalized, flags=tuple(flags))
+
+
+def _confidence_flags(form: Form, threshold: float, already: set[str]) -> list[Flag]:
+    flags: list[Flag] = []
+
+    def check(path: str, value: Value) -> None:
+        if value.text is not None and value.confidence < threshold and path not in already:
+            flags.append(Flag(path, "low_ocr_confidence", f"OCR is unsure of {value.text!r} "
+                              f"(confidence {value.confidence:.2f})", value.confidence))
+
+    for name, value in form.header.items():
+        if name != "title":
+            check(name, value)
+    for row, cols in form.funds.items():
+        for col, value in cols.items():
+            check(f"funds.{row}.{col}", value)
+    for name, value in form.goals.items():
+        check(f"goals.{name}", value)
+    for i, indicator in enumerate(form.indicators):
+        for name, value in indicator.fields.items():
+            check(f"indicators[{i}].{name}", value)
+    for name, value in form.total.items():
+        check(f"total.{name}", value)
+    return flags
+
+
+def quantity_fields(value: Value) -> dict[str, str | None]:
+    """``target_op`` / ``target_value`` / ``target_unit`` style parts of a printed target or actual."""
+    quantity = parse_quantity(value.text)
+    if quantity is None:
+        return {"op": None, "value": None, "unit": None}
+    return {
+        "op": quantity.op,
+        "value": format_decimal(quantity.value) if quantity.value is not None else None,
+        "unit": quantity.unit,
+    }

@@ -1,0 +1,180 @@
+"""Arithmetic and consistency rules of the 绩效自评表.
+
+* indicator weights + budget weight = 总分 weight (100); every score <= its weight;
+* 总分 score = budget score + indicator scores;
+* 执行率 = 全年执行数 / 全年预算数 (to 0.01 %), budget score = min(执行率, 100 %) x budget weight;
+* the 其中 rows add up to 年度资金总额 in each money column.
+
+A violation becomes an issue on the form and a flag on each field involved. Where the rules pin down a
+value that could not be read (one missing weight or score, a missing rate), it is filled in and flagged,
+so a person confirms it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+
+from pipeline.datamodel import MISSING, Flag, Form, Indicator, Issue, Value
+from pipeline.quantity import format_decimal
+
+ONE_HUNDRED = Decimal(100)
+Report = Callable[[str, str, list[str]], None]  # (rule code, message, fields involved)
+
+
+def _dec(value: Value) -> Decimal | None:
+    if value.text is None:
+        return None
+    text = value.text.rstrip("%")
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _places(value: Value) -> int:
+    text = (value.text or "").rstrip("%")
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def _close(printed: Value, computed: Decimal) -> bool:
+    """Printed equals computed at the precision it was printed with (at least to 0.01)."""
+    number = _dec(printed)
+    if number is None:
+        return False
+    tolerance = max(Decimal("0.01"), Decimal(5) * Decimal(10) ** -(_places(printed) + 1))
+    return abs(number - computed) <= tolerance
+
+
+def validate_form(form: Form) -> Form:
+    flags = list(form.flags)
+    issues = list(form.issues)
+    funds = {row: dict(cols) for row, cols in form.funds.items()}
+    total = dict(form.total)
+    indicators = [dict(ind.fields) for ind in form.indicators]
+
+    def violation(code: str, message: str, fields: list[str], confidence: float = 0.3) -> None:
+        issues.append(Issue(f"validation_failed:{code}", message, fields[0] if fields else ""))
+        for path in fields:
+            flags.append(Flag(path, f"validation_failed:{code}", message, confidence))
+
+    budget = funds.get("total", {})
+    budget_weight = _dec(budget.get("weight", MISSING))
+    budget_score = _dec(budget.get("score", MISSING))
+    total_weight = _dec(total.get("weight", MISSING))
+    total_score = _dec(total.get("score", MISSING))
+
+    _fill_one_missing(indicators, "weight", total_weight, budget_weight, flags)
+    _fill_one_missing(indicators, "score", total_score, budget_score, flags)
+
+    weights = [_dec(ind.get("weight", MISSING)) for ind in indicators]
+    scores = [_dec(ind.get("score", MISSING)) for ind in indicators]
+
+    for i, (weight, score) in enumerate(zip(weights, scores, strict=True)):
+        if weight is None and indicators[i].get("name", MISSING).text:
+            flags.append(Flag(f"indicators[{i}].weight", "missing_value", "the 分值 of this indicator was not read", 0.0))
+        if score is None and indicators[i].get("name", MISSING).text:
+            flags.append(Flag(f"indicators[{i}].score", "missing_value", "the 得分 of this indicator was not read", 0.0))
+        if weight is not None and score is not None and score > weight:
+            violation("score_gt_weight", f"indicator {i + 1}: 得分 {score} is above its 分值 {weight}",
+                      [f"indicators[{i}].score", f"indicators[{i}].weight"])
+        if score is not None and score < 0:
+            violation("negative_score", f"indicator {i + 1}: 得分 {score} is negative", [f"indicators[{i}].score"])
+
+    if total_weight is not None and all(w is not None for w in weights) and budget_weight is not None:
+        listed = sum((w for w in weights if w is not None), Decimal(0)) + budget_weight
+        if listed != total_weight:
+            violation("weights_sum", f"分值 add up to {listed} (budget {budget_weight} + indicators) but 总分 分值 is "
+                      f"{total_weight}", ["total.weight"])
+    if total_score is not None and all(s is not None for s in scores) and budget_score is not None:
+        listed = sum((s for s in scores if s is not None), Decimal(0)) + budget_score
+        if abs(listed - total_score) > Decimal("0.011"):
+            violation("scores_sum", f"得分 add up to {listed} (budget {budget_score} + indicators) but 总分 得分 is "
+                      f"{total_score}", ["total.score"])
+    if budget_score is not None and budget_weight is not None and budget_score > budget_weight:
+        violation("score_gt_weight", f"budget 得分 {budget_score} is above its 分值 {budget_weight}",
+                  ["funds.total.score", "funds.total.weight"])
+
+    _check_execution(funds, flags, violation)
+    _check_subrows(funds, violation)
+
+    new_indicators = tuple(
+        Indicator(fields=fields, catalogue=original.catalogue)
+        for fields, original in zip(indicators, form.indicators, strict=True)
+    )
+    return replace(form, funds=funds, total=total, indicators=new_indicators, flags=tuple(flags), issues=tuple(issues))
+
+
+def _fill_one_missing(indicators: list[dict[str, Value]], column: str, total: Decimal | None,
+                      budget: Decimal | None, flags: list[Flag]) -> None:
+    """One unread weight/score of an otherwise complete table is what the total leaves over."""
+    if total is None or budget is None:
+        return
+    missing = [i for i, ind in enumerate(indicators)
+               if _dec(ind.get(column, MISSING)) is None and ind.get("name", MISSING).text]
+    if len(missing) != 1:
+        return
+    known = [_dec(ind.get(column, MISSING)) for k, ind in enumerate(indicators) if k != missing[0]]
+    if any(v is None for v in known):
+        return
+    rest = total - budget - sum((v for v in known if v is not None), Decimal(0))
+    if rest < 0:
+        return
+    i = missing[0]
+    indicators[i][column] = replace(indicators[i].get(column, MISSING), text=format_decimal(rest), confidence=0.5)
+    flags.append(Flag(f"indicators[{i}].{column}", "filled_from_totals",
+                      f"the {column} of this row was not read; the 总分 row leaves {format_decimal(rest)}", 0.5))
+
+
+def _check_execution(funds: dict[str, dict[str, Value]], flags: list[Flag], report: Report) -> None:
+    row = funds.get("total", {})
+    annual = _dec(row.get("annual_budget", MISSING))
+    executed = _dec(row.get("executed", MISSING))
+    weight = _dec(row.get("weight", MISSING))
+    if annual is None or executed is None or annual == 0:
+        return
+    rate = min(executed / annual * ONE_HUNDRED, ONE_HUNDRED)
+    rate_value = row.get("execution_rate", MISSING)
+    if rate_value.text is None:
+        computed = f"{format_decimal(rate.quantize(Decimal('0.01')).normalize())}%"
+        row["execution_rate"] = replace(rate_value, text=computed, confidence=0.5)
+        flags.append(Flag("funds.total.execution_rate", "filled_from_totals",
+                          f"执行率 was not read; 全年执行数 / 全年预算数 gives {computed}", 0.5))
+    else:
+        printed = _dec(rate_value)
+        # Some forms print the uncapped rate; both readings are legitimate.
+        raw_rate = executed / annual * ONE_HUNDRED
+        if printed is None or not (_close(rate_value, rate) or _close(rate_value, raw_rate)):
+            report("execution_rate", f"执行率 printed {rate_value.text} but 全年执行数 / 全年预算数 = "
+                   f"{raw_rate.quantize(Decimal('0.01'))}%", ["funds.total.execution_rate", "funds.total.executed",
+                                                              "funds.total.annual_budget"])
+    if weight is not None:
+        expected = rate / ONE_HUNDRED * weight
+        score_value = row.get("score", MISSING)
+        if score_value.text is None:
+            text = format_decimal(expected.quantize(Decimal("0.01")).normalize())
+            row["score"] = replace(score_value, text=text, confidence=0.5)
+            flags.append(Flag("funds.total.score", "filled_from_totals",
+                              f"budget 得分 was not read; 执行率 x 分值 gives {text}", 0.5))
+        elif not _close(score_value, expected):
+            report("budget_score", f"budget 得分 printed {score_value.text} but min(执行率, 100%) x 分值 = "
+                   f"{expected.quantize(Decimal('0.01'))}", ["funds.total.score"])
+
+
+def _check_subrows(funds: dict[str, dict[str, Value]], report: Report) -> None:
+    parts = ("fiscal_appropriation", "carryover", "other")
+    for column in ("initial_budget", "annual_budget", "executed"):
+        whole = _dec(funds.get("total", {}).get(column, MISSING))
+        if whole is None:
+            continue
+        values = [_dec(funds.get(part, {}).get(column, MISSING)) for part in parts]
+        if all(v is None for v in values):
+            continue
+        listed = sum((v for v in values if v is not None), Decimal(0))
+        if listed != whole:
+            fields = [f"funds.total.{column}"] + [f"funds.{p}.{column}" for p, v in zip(parts, values, strict=True)
+                                                  if v is not None]
+            report("funds_subrows", f"{column}: 其中 rows add up to {format_decimal(listed)}, "
+                      f"年度资金总额 is {format_decimal(whole)}", fields)
