@@ -204,7 +204,8 @@ def process_documents(inputs: list[str], out: str, engine: str = "rapidocr", wor
     return summary.to_dict()
 
 
-def print_summary(summary: dict[str, Any], out: Path, stream: Any = sys.stdout) -> None:
+def print_summary(summary: dict[str, Any], out: Path, stream: Any = None) -> None:
+    stream = stream or sys.stdout
     print(f"documents {summary['documents']} (processed {summary['processed']}, unchanged {summary['skipped']}, "
           f"failed {summary['failed']}) · forms {summary['forms']} · indicators {summary['indicators']} · "
           f"review items {summary['review_items']} · {summary['seconds']:.1f} s", file=stream)

@@ -295,6 +295,10 @@ class FormReader:
         markers = sorted(k for k in (funds_at, goals_at, ind_at) if k is not None)
         first_marker = markers[0] if markers else len(region)
 
+        def missing(section: str, message: str) -> None:
+            issues.append(Issue("missing_section", message, section))
+            flags.append(Flag(section, "missing_section", message, 0.0))
+
         def section_end(start: int) -> int:
             later = [k for k in (*markers, total_at) if k is not None and k > start]
             return min(later) if later else len(region)
@@ -311,8 +315,7 @@ class FormReader:
             funds = self._read_funds(table, region[funds_at:end])
             used.update(r.index for r in region[funds_at:end])
         else:
-            issues.append(Issue("missing_section", "the funds block (年初预算数 / 全年预算数 / 全年执行数) was not found",
-                                "funds"))
+            missing("funds", "the funds block (年初预算数 / 全年预算数 / 全年执行数) was not found")
 
         goals: dict[str, Value] = {"expected": MISSING, "actual": MISSING}
         if goals_at is not None:
@@ -320,7 +323,7 @@ class FormReader:
             goals = self._read_goals(table, region[goals_at:end])
             used.update(r.index for r in region[goals_at:end])
         else:
-            issues.append(Issue("missing_section", "the 年度总体目标 block was not found", "goals"))
+            missing("goals", "the 年度总体目标 block was not found")
 
         indicators: list[Indicator] = []
         total: dict[str, Value] = {"weight": MISSING, "score": MISSING}
@@ -336,11 +339,9 @@ class FormReader:
                 used.add(region[total_at].index)
                 total = self._read_total(table, header_row, region[total_at])
             else:
-                issues.append(Issue("missing_section", "the 总分 row was not found: the indicator table may be cut off",
-                                    "total"))
+                missing("total", "the 总分 row was not found: the indicator table may be cut off")
         else:
-            issues.append(Issue("missing_section", "the indicator table (一级指标 / 二级指标 / 三级指标) was not found",
-                                "indicators"))
+            missing("indicators", "the indicator table (一级指标 / 二级指标 / 三级指标) was not found")
 
         pages = tuple(sorted({r.page for r in region if r.cells and r.index in used}))
         form = Form(

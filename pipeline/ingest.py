@@ -97,30 +97,35 @@ def decode_text(data: bytes, source: str = "") -> Decoded:
             if _looks_like_text(text):
                 return Decoded(text, encoding)
         raise InputError("is binary data, not a text dump (it contains NUL bytes)", source=source)
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if _looks_like_text(text) and (encoding == "utf-8" or has_cjk(text)):
-            return Decoded(text, encoding)
-    # Files concatenated from several sources: decode line by line.
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if _looks_like_text(text):
+            return Decoded(text, "utf-8")
+        raise InputError("is binary data, not a text dump (control characters)", source=source)
+    # Not UTF-8 as a whole: decide line by line, since GB18030 would also "decode" UTF-8 bytes, as mojibake.
     lines: list[str] = []
     used: set[str] = set()
     for raw_line in data.split(b"\n"):
         for encoding in ("utf-8", "gb18030"):
             try:
-                lines.append(raw_line.decode(encoding))
-                used.add(encoding)
-                break
+                line = raw_line.decode(encoding)
             except UnicodeDecodeError:
                 continue
+            lines.append(line)
+            if not raw_line.isascii():
+                used.add(encoding)
+            break
         else:
-            raise InputError("is not text in UTF-8, UTF-16 or GB18030/GBK (undecodable bytes); is it a binary file "
+            raise InputError("is not text in UTF-8, UTF-16 or GB18030/GBK (undecodable bytes): a binary file "
                              "with a text extension?", source=source)
     text = "\n".join(lines)
-    if not _looks_like_text(text):
+    if not _looks_like_text(text) or not has_cjk(text):
         raise InputError("is binary data, not a text dump", source=source)
+    if used == {"gb18030"}:
+        return Decoded(text, "gb18030")
     issue = Issue("mixed_encoding", f"lines are in different encodings ({', '.join(sorted(used))}); each was decoded "
                   "separately")
     return Decoded(text, "+".join(sorted(used)), (issue,))

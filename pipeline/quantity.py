@@ -130,9 +130,10 @@ def parse_percent(text: str | None, *, expect_percent: bool = True) -> ParsedPer
     if number is None:
         return None
     value = number.value
-    if expect_percent and value > 100 and s.endswith("96") and "." in s:
-        # The '%' sign is often read as '96': 74.5496 -> 74.54 %.
-        repaired = parse_number(s[:-2])
+    decimals = len(s.split(".", 1)[1]) if "." in s else 0
+    if expect_percent and s.endswith("96") and (value > 100 or decimals >= 3):
+        # The '%' sign is often read as '96': 74.5496 -> 74.54 %, 10096 -> 100 %.
+        repaired = parse_number(s[:-2].rstrip("."))
         if repaired is not None and repaired.value <= 100:
             return ParsedPercent(repaired.value, True, f"read as {text!r}; '96' taken for a misread '%'")
     if expect_percent and value <= 1 and "." in s and value != 0:

@@ -23,6 +23,7 @@ REASON_TEXT = {
     "filled_from_totals": "filled in from the totals / 按合计推算填入",
     "row_joined_across_pages": "row joined across a page break / 跨页拆分的行已合并",
     "document_failed": "document could not be read / 文件无法读取",
+    "missing_section": "a part of the form was not found / 表格缺少部分内容",
 }
 
 

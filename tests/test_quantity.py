@@ -1,0 +1,59 @@
+"""Exact numbers from printed text, OCR slips repaired only where the column type makes them certain."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pipeline.quantity import format_decimal, parse_number, parse_percent, parse_quantity
+
+
+@pytest.mark.parametrize(("text", "expected", "repaired"), [
+    ("10,580,000.00", "10580000.00", False),
+    ("7,862,478.04", "7862478.04", False),
+    ("7.862.478.04", "7862478.04", True),  # commas read as dots
+    ("467,294.2", "467294.2", False),
+    ("１２３４", "1234", False),  # full-width digits
+    ("0.00", "0.00", False),
+    ("1,234", "1234", False),
+    ("12.5万元", "12.5", False),
+])
+def test_money(text: str, expected: str, repaired: bool) -> None:
+    parsed = parse_number(text, money=True)
+    assert parsed is not None
+    assert format_decimal(parsed.value) == expected
+    assert parsed.repaired is repaired
+
+
+@pytest.mark.parametrize("text", ["—", "-", "", "一", "/", "abc", "1,2,3", None])
+def test_not_money(text: str | None) -> None:
+    assert parse_number(text, money=True) is None
+
+
+def test_money_is_decimal_not_float() -> None:
+    parsed = parse_number("0.10")
+    assert parsed is not None and isinstance(parsed.value, Decimal) and str(parsed.value) == "0.10"
+
+
+@pytest.mark.parametrize(("text", "value", "repaired"), [
+    ("100%", "100", False), ("99.87 %", "99.87", False), ("１００％", "100", False),
+    ("74.5496", "74.54", True),  # '%' read as '96'
+    ("100", "100", False),
+])
+def test_percent(text: str, value: str, repaired: bool) -> None:
+    parsed = parse_percent(text)
+    assert parsed is not None and format_decimal(parsed.value) == value and parsed.repaired is repaired
+
+
+@pytest.mark.parametrize(("text", "op", "value", "unit"), [
+    ("=100%", "=", "100", "%"), (">=10次", ">=", "10", "次"), ("≥85%", ">=", "85", "%"),
+    ("＞＝85%", ">=", "85", "%"), ("<=30天", "<=", "30", "天"), (">50家", ">", "50", "家"),
+    ("不少于40家", ">=", "40", "家"), ("15000人", None, "15000", "人"), ("完成", None, None, None),
+    ("2022年12月31日前完成", None, None, None),
+])
+def test_quantity(text: str, op: str | None, value: str | None, unit: str | None) -> None:
+    q = parse_quantity(text)
+    assert q is not None
+    assert (q.op, format_decimal(q.value) if q.value is not None else None, q.unit) == (op, value, unit)
+    assert q.text == text
