@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config import Settings
 from pipeline.datamodel import DocumentResult, Issue, Status
+from pipeline.decisions import log_disagreements
 from pipeline.ingest import sha256_file
 from pipeline.inputs import InputFile, InputProblem, collect_inputs
-from pipeline.process import process_file
 from pipeline.store import StateStore
+from pipeline.workers import run_document, worker_pool
 from pipeline.workspace import ExportSummary, export_outputs, locked, work_dir
 
 
@@ -65,7 +66,13 @@ def remove_progress_hook(hook: ProgressHook) -> None:
         _progress_hooks.remove(hook)
 
 
-@task(name="hash-file", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """A missing or forbidden file will not come back in a second: only other I/O errors are retried."""
+    return not isinstance(state.data, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError)
+
+
+@task(name="hash-file", retries=2, retry_delay_seconds=1, retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE,
+      persist_result=False)
 def hash_file(path: str) -> str:
     """Content hash (document id). I/O only: worth a retry on a flaky network share."""
     return sha256_file(Path(path))
@@ -73,8 +80,9 @@ def hash_file(path: str) -> str:
 
 @task(name="process-document", cache_policy=NO_CACHE, persist_result=False)
 def process_document(path: str, source: str, settings: Settings, doc_id: str,
-                     aliases: tuple[tuple[str, str], ...]) -> DocumentResult:
-    return process_file(Path(path), source, settings, doc_id=doc_id, aliases=aliases)
+                     aliases: tuple[tuple[str, str], ...], out: str | None = None) -> DocumentResult:
+    # In a worker process (time limit, crash isolation) while run_documents holds a pool; else in this thread.
+    return run_document(Path(path), source, settings, doc_id, aliases, Path(out) if out else None)
 
 
 def _problem_result(problem: InputProblem) -> DocumentResult:
@@ -85,21 +93,29 @@ def _problem_result(problem: InputProblem) -> DocumentResult:
 
 
 def run_documents(files: list[InputFile], problems: list[InputProblem], out: Path, settings: Settings,
-                  store: StateStore, force: bool = False) -> RunSummary:
-    """Hash, skip what is done, process the rest as tasks, store each result as it finishes."""
+                  store: StateStore, force: bool = False, known_ids: Mapping[str, str] | None = None,
+                  on_hashed: Callable[[InputFile, str], None] | None = None) -> RunSummary:
+    """Hash, skip what is done, process the rest as tasks, store each result as it finishes.
+
+    ``known_ids`` (source -> doc_id) spares hashing files whose identity is already known (an archive's
+    unchanged files, a rerun's verified ones); ``on_hashed`` hears of every file hashed here.
+    """
     logger = get_run_logger()
     started = time.perf_counter()
     summary = RunSummary(documents=len(files) + len(problems))
     fingerprint = settings.fingerprint()
+    known = known_ids or {}
     for problem in problems:
         result = _problem_result(problem)
         store.record_source(problem.source, result.doc_id)
         store.save_result(result, fingerprint)
         summary.failures.append(problem.message)
     todo: list[tuple[InputFile, str]] = []
+    queued: set[str] = set()
     for item in files:
         try:
-            doc_id = hash_file(str(item.path))
+            doc_id = known.get(item.source) or hash_file(str(item.path))
+            stat = item.path.stat()
         except OSError as exc:
             result = _problem_result(InputProblem(item.source, f"{item.source}: cannot be read ({exc.strerror or exc})",
                                                   "unreadable"))
@@ -107,33 +123,47 @@ def run_documents(files: list[InputFile], problems: list[InputProblem], out: Pat
             store.save_result(result, fingerprint)
             summary.failures.append(result.error or "")
             continue
-        stat = item.path.stat()
+        if on_hashed is not None and item.source not in known:
+            on_hashed(item, doc_id)
         store.record_source(item.source, doc_id, stat.st_size, stat.st_mtime)
-        if not force and store.is_done(doc_id, fingerprint):
-            summary.skipped += 1
+        if doc_id in queued or (not force and store.is_done(doc_id, fingerprint)):
+            summary.skipped += 1  # done before, or a copy of a file already queued in this run
             continue
+        queued.add(doc_id)
         todo.append((item, doc_id))
 
     aliases = tuple(store.aliases())
     total = len(todo)
     futures = {}
-    for item, doc_id in todo:
-        store.mark_started(doc_id, item.source, fingerprint)
-        futures[process_document.submit(str(item.path), item.source, settings, doc_id, aliases)] = item
-    done = 0
-    for future in as_completed(list(futures)):
-        item = futures[future]
-        result = future.result()
-        store.save_result(result, fingerprint)
-        done += 1
-        summary.processed += 1
-        if result.status is Status.FAILED:
-            summary.failures.append(result.error or f"{item.source}: failed")
-            logger.warning("failed: %s", result.error)
-        for hook in list(_progress_hooks):
-            hook(item.source, done, total)
+    with worker_pool(settings, aliases):
+        for item, doc_id in todo:
+            store.mark_started(doc_id, item.source, fingerprint)
+            futures[process_document.submit(str(item.path), item.source, settings, doc_id, aliases, str(out))] = (
+                item, doc_id)
+        for done, future in enumerate(as_completed(list(futures)), start=1):
+            item, doc_id = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # a bug or a lost worker hits one document only: record it, go on
+                logger.error("processing %s crashed: %s: %s", item.source, type(exc).__name__, exc)
+                result = _crashed_result(item.source, doc_id, exc)
+            store.save_result(result, fingerprint)
+            for disagreement in log_disagreements(store, result):  # the stored decision still wins
+                logger.warning("%s: %s: %s", item.source, disagreement.decision.field, disagreement.note)
+            summary.processed += 1
+            if result.status is Status.FAILED:
+                summary.failures.append(result.error or f"{item.source}: failed")
+                logger.warning("failed: %s", result.error)
+            for hook in list(_progress_hooks):
+                hook(item.source, done, total)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _crashed_result(source: str, doc_id: str, exc: BaseException) -> DocumentResult:
+    message = f"{source}: internal error while processing ({type(exc).__name__}: {exc}); rerun it once fixed"
+    return DocumentResult(doc_id=doc_id, source=source, status=Status.FAILED,
+                          issues=(Issue("internal_error", message),), error=message)
 
 
 def finish(out: Path, store: StateStore, summary: RunSummary, run_kind: str) -> RunSummary:
@@ -182,9 +212,28 @@ def summary_markdown(summary: RunSummary, out: Path) -> str:
     return "\n".join(lines)
 
 
-def with_workers(workers: int) -> Any:
-    """The flow with a thread pool of ``workers`` for its document tasks."""
-    return process_documents.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, workers)))
+def task_runner(workers: int, dask_address: str | None = None) -> Any:
+    """Document tasks on a thread pool of ``workers``, or on an existing Dask cluster (prefect-dask)."""
+    if dask_address:
+        from flows import prefect_env
+        from pipeline.errors import FormRescueError
+
+        if prefect_env.embedded():
+            # Workers cannot reach a temporary server: each would start its own, on one SQLite file.
+            raise FormRescueError("--dask-address needs a Prefect server: start one (prefect server start) and set "
+                                  "PREFECT_API_URL here and in the environment of every Dask worker")
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError as exc:
+            raise FormRescueError("--dask-address needs prefect-dask: pip install 'formrescue[dask]'") from exc
+        return DaskTaskRunner(address=dask_address)
+    return ThreadPoolTaskRunner(max_workers=max(1, workers))
+
+
+def with_workers(workers: int, dask_address: str | None = None, flow_: Any = None) -> Any:
+    """A flow (process-documents by default) with a thread pool of ``workers`` (or a Dask cluster) for its
+    document tasks."""
+    return (flow_ or process_documents).with_options(task_runner=task_runner(workers, dask_address))
 
 
 @flow(name="process-documents", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
@@ -211,6 +260,9 @@ def print_summary(summary: dict[str, Any], out: Path, stream: Any = None) -> Non
           f"review items {summary['review_items']} · {summary['seconds']:.1f} s", file=stream)
     for reason, count in list(summary.get("reasons", {}).items())[:8]:
         print(f"  review: {count:4d} × {reason}", file=stream)
-    for message in summary.get("failures", [])[:20]:
+    failures = summary.get("failures", [])
+    for message in failures[:20]:
         print(f"  failed: {message}", file=stream)
+    if len(failures) > 20:
+        print(f"  … and {len(failures) - 20} more failed: each is listed in review_queue.csv", file=stream)
     print(f"outputs in {out}: forms.jsonl, projects.csv, indicators.csv, review_queue.csv", file=stream)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from pipeline.datamodel import (
+    FUND_COLS,
+    BBox,
     INDICATOR_FIELDS,
     MISSING,
     Cell,
@@ -133,26 +135,32 @@ def _label_cell(row: _Row, vocab: Vocabulary, *, prefix: bool = False) -> Cell |
 
 
 def _segment(rows: list[_Row], profile: FormProfile) -> list[tuple[int, int]]:
-    """(first row, last row) of each form, by 项目名称 rows and the title lines just above them."""
+    """(first row, last row) of each form. A form starts at its title lines or its 项目名称 row (either
+    may be damaged by OCR, so both count); a title directly above a 项目名称 row is one start."""
     project = profile.header_fields["project_name"]
-    anchors = [i for i, row in enumerate(rows) if _label_cell(row, project, prefix=True) is not None]
-    if not anchors:
-        anchors = [i for i, row in enumerate(rows) if _is_title_row(row, profile)]
     starts: list[int] = []
-    previous_anchor = -1
-    for anchor in anchors:
-        start = anchor
-        # Title, year and attachment lines directly above belong to the form.
-        while start - 1 > previous_anchor and anchor - (start - 1) <= 4:
-            above = rows[start - 1]
-            if not above.cells or _is_title_row(above, profile) or _is_year_row(above) or above.joined.startswith("附件"):
-                start -= 1
-            else:
-                break
-        while start < anchor and not rows[start].cells:
-            start += 1
-        starts.append(start)
-        previous_anchor = anchor
+    last_anchor = -10
+    for i, row in enumerate(rows):
+        is_project = _label_cell(row, project, prefix=True) is not None
+        is_title = _is_title_row(row, profile)
+        if not (is_project or is_title):
+            continue
+        between = rows[last_anchor + 1 : i] if last_anchor >= 0 else []
+        same_block = i - last_anchor <= 4 and all(
+            not r.cells or _is_title_row(r, profile) or _is_year_row(r) or r.joined.startswith("附件") for r in between)
+        if not same_block:
+            start = i
+            # Year and attachment lines directly above a 项目名称 row without a title belong to the form.
+            while is_project and start - 1 > (starts[-1] if starts else -1) and i - (start - 1) <= 3:
+                above = rows[start - 1]
+                if not above.cells or _is_year_row(above) or above.joined.startswith("附件"):
+                    start -= 1
+                else:
+                    break
+            while start < i and not rows[start].cells:
+                start += 1
+            starts.append(start)
+        last_anchor = i
     return [(s, (starts[k + 1] - 1) if k + 1 < len(starts) else len(rows) - 1) for k, s in enumerate(starts)]
 
 
@@ -200,23 +208,60 @@ def _align(
 
 
 def _header_columns(row: _Row, vocab: dict[str, Vocabulary]) -> dict[str, tuple[int, int]]:
-    """Semantic column -> (first, last) grid column, from the header cells that name them."""
-    found: dict[str, tuple[int, int]] = {}
-    best_score: dict[str, float] = {}
+    """Semantic column -> (first, last) grid column, from the header cells that name them.
+
+    Each cell names at most one column, the one it matches best (一级指标 / 二级指标 / 三级指标 differ by
+    one character, so an OCR-tolerant match must not let one header stand for another); each column
+    takes its best-matching cell.
+    """
+    best_cell: dict[str, tuple[float, Cell]] = {}
     for cell in row.cells:
-        for name, words in vocab.items():
-            score = words.score(cell.text)
-            if score > best_score.get(name, 0.0):
-                # One header cell names one column: the best-scoring name wins.
-                taken = [n for n, span in found.items() if span == (cell.col, cell.last_col)]
-                if taken and best_score[taken[0]] >= score:
-                    continue
-                for n in taken:
-                    del found[n]
-                    del best_score[n]
-                found[name] = (cell.col, cell.last_col)
-                best_score[name] = score
-    return found
+        scored = sorted(((words.score(cell.text), name) for name, words in vocab.items()), reverse=True)
+        score, name = scored[0] if scored else (0.0, "")
+        if score <= 0 or (len(scored) > 1 and scored[1][0] == score and score < 1.0):
+            continue  # not a header, or equally close to two
+        if name not in best_cell or score > best_cell[name][0]:
+            best_cell[name] = (score, cell)
+    return {name: (cell.col, cell.last_col) for name, (_, cell) in best_cell.items()}
+
+
+def _complete_by_order(row: _Row, found: dict[str, tuple[int, int]], order: Sequence[str]
+                       ) -> dict[str, tuple[int, int]]:
+    """Name header cells OCR made unreadable ("三标" for 三级指标) from the columns' fixed order: the
+    unnamed cells between two named ones take the missing names between them, when the counts agree.
+    A run at the left edge may include an outer label column (绩效指标), so it is matched from the right."""
+    named = {span: name for name, span in found.items()}
+    cells = sorted(row.cells, key=lambda c: c.col)
+    result = dict(found)
+    position = {name: k for k, name in enumerate(order)}
+    run: list[Cell] = []
+    previous: int | None = None  # order index of the last named cell
+
+    def settle(run: list[Cell], lo: int | None, hi: int | None) -> None:
+        missing = [n for n in order[(lo + 1 if lo is not None else 0):(hi if hi is not None else len(order))]
+                   if n not in result]
+        if not run or not missing:
+            return
+        if lo is None:  # left edge: align right
+            pairs = list(zip(reversed(run), reversed(missing), strict=False))
+        elif hi is None:  # right edge: align left
+            pairs = list(zip(run, missing, strict=False))
+        elif len(run) == len(missing):
+            pairs = list(zip(run, missing, strict=True))
+        else:
+            return
+        for cell, name in pairs:
+            result[name] = (cell.col, cell.last_col)
+
+    for cell in cells:
+        name = named.get((cell.col, cell.last_col))
+        if name is None or name not in position:
+            run.append(cell)
+            continue
+        settle(run, previous, position[name])
+        run, previous = [], position[name]
+    settle(run, previous, None)
+    return result
 
 
 # ----------------------------------------------------------------------------------------------- the form
@@ -232,6 +277,7 @@ class _IndicatorRow:
     level1_label: str | None = None  # canonical label printed on/covering this row
     level2_label: str | None = None
     notes: list[str] = field(default_factory=list)
+    uncertain: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = field(default_factory=dict)
 
     def has_values(self) -> bool:
         return any(not self.values.get(k, MISSING).empty for k in ("target", "actual", "weight", "score"))
@@ -257,10 +303,14 @@ class FormReader:
             return Extraction((), (Issue("not_a_form", "no 绩效自评表 found: no 项目名称 row and no form title"),))
         covered: set[int] = set()
         forms: list[Form] = []
-        for index, (first, last) in enumerate(spans):
-            form, used = self._read_form(table, rows, first, last, index)
+        for first, last in spans:
+            if not self._holds_a_form(rows[first : last + 1]):
+                continue  # a title-like line in other text (a notes page): not a form
+            form, used = self._read_form(table, rows, first, last, len(forms))
             forms.append(form)
             covered.update(used)
+        if not forms:
+            return Extraction((), (Issue("not_a_form", "no 绩效自评表 found: a title but no form sections"),))
         skipped_pages = sorted({rows[i].page for i in range(len(rows)) if rows[i].cells and i not in covered})
         if skipped_pages:
             pages = ", ".join(str(p) for p in skipped_pages)
@@ -357,6 +407,12 @@ class FormReader:
         )
         return form, used
 
+    def _holds_a_form(self, region: list[_Row]) -> bool:
+        profile = self.profile
+        return any(_label_cell(r, profile.header_fields["project_name"], prefix=True) is not None
+                   or self._count_matches(r, profile.funds_columns) >= 3 or self._is_indicator_header(r)
+                   for r in region)
+
     def _count_matches(self, row: _Row, vocab: dict[str, Vocabulary]) -> int:
         return len(_header_columns(row, vocab))
 
@@ -381,20 +437,42 @@ class FormReader:
                     header["year"] = replace(_value(cell), text=match.group(1))
             for position, cell in enumerate(row.cells):
                 for name, vocab in profile.header_fields.items():
-                    if header[name].text is not None or not vocab.matches(cell.text, prefix=True):
+                    if header[name].text is not None:
                         continue
-                    if vocab.score(cell.text) >= 0.9:
+                    rest = vocab.remainder(cell.text)
+                    if rest is not None:  # "项目名称：XXX" in one cell
+                        header[name] = replace(_value(cell), text=rest)
+                    elif vocab.score(cell.text) >= 0.85:
                         value_cell = self._next_value_cell(row.cells, position)
                         header[name] = _value(value_cell) if value_cell else MISSING
-                    else:  # "项目名称：XXX" in one cell
-                        key = label_key(cell.text)
-                        variant = next(label_key(v) for v in vocab.variants if key.startswith(label_key(v)))
-                        rest = key[len(variant):].lstrip(":")
-                        header[name] = replace(_value(cell), text=rest or None)
+        self._split_swallowed_labels(header)
         for name in ("project_name", "department", "implementing_unit", "year"):
             if header[name].text is None:
                 flags.append(Flag(name, "missing_value", f"{name} was not found on the form", 0.0))
         return header, flags
+
+    def _split_swallowed_labels(self, header: dict[str, Value]) -> None:
+        """A missed ruling line can put the next label and its value in one cell with this value
+        ("兰州市生态环境局实施单位兰州市环境监察支队"): split it at that label."""
+        for name in self.profile.header_fields:
+            value = header.get(name, MISSING)
+            if not value.text:
+                continue
+            for other, other_vocab in self.profile.header_fields.items():
+                if other == name:
+                    continue
+                for variant in sorted(other_vocab.variants, key=len, reverse=True):
+                    at = value.text.find(variant)
+                    if at <= 0 or len(variant) < 4:
+                        continue
+                    before, after = value.text[:at], value.text[at + len(variant):].lstrip(":：")
+                    header[name] = replace(value, text=before, confidence=min(value.confidence, 0.8))
+                    if after and header.get(other, MISSING).text is None:
+                        header[other] = replace(value, text=after, confidence=min(value.confidence, 0.8))
+                    break
+                else:
+                    continue
+                break
 
     def _next_value_cell(self, cells: list[Cell], position: int) -> Cell | None:
         for cell in cells[position + 1 :]:
@@ -407,7 +485,7 @@ class FormReader:
 
     def _read_funds(self, table: Table, rows: list[_Row]) -> dict[str, dict[str, Value]]:
         profile = self.profile
-        columns = _header_columns(rows[0], profile.funds_columns)
+        columns = _complete_by_order(rows[0], _header_columns(rows[0], profile.funds_columns), FUND_COLS)
         geometric = table.kind is not SourceKind.TEXT_DUMP
         funds: dict[str, dict[str, Value]] = {name: {} for name in profile.funds_rows}
 
@@ -421,6 +499,8 @@ class FormReader:
             return 2.0 if re.fullmatch(r"[0-9][0-9.,]*", to_ascii(text)) else -1.0
 
         for row in rows[1:]:
+            if not any(c.ruled for c in row.cells):
+                continue
             label_cell, row_name = None, None
             best = 0.0
             for cell in row.cells:
@@ -477,9 +557,9 @@ class FormReader:
             if name in ("level1", "level2"):
                 if label:
                     return 3.0
-                return 1.0 if outer.matches(text) and name == "level1" else -2.0
+                return 1.0 if outer.matches(text, fuzzy=False) and name == "level1" else -2.0
             if name == "name":
-                if label or outer.matches(text):
+                if label or outer.matches(text, fuzzy=False):
                     return -1.0
                 if looks_like_score(text):
                     return -2.0
@@ -502,17 +582,20 @@ class FormReader:
 
         return compat
 
-    def _read_indicators(self, table: Table, header: _Row, rows: list[_Row]) -> tuple[list[Indicator], list[Flag], list[Issue]]:
+    def _read_indicators(self, table: Table, header: _Row, rows: list[_Row]
+                         ) -> tuple[list[Indicator], list[Flag], list[Issue]]:
         profile = self.profile
-        columns = _header_columns(header, profile.indicator_columns)
+        columns = _complete_by_order(header, _header_columns(header, profile.indicator_columns), INDICATOR_FIELDS)
         geometric = table.kind is not SourceKind.TEXT_DUMP
         compat = self._indicator_compat()
         records: list[_IndicatorRow] = []
         issues: list[Issue] = []
+        carried: dict[str, tuple[Cell, tuple[str, Value] | None]] = {}
         for row in rows:
-            if not row.cells or self._is_indicator_header(row):
-                continue
-            cells = [c for c in row.cells if not (c.row_span > 2 and profile.indicator_outer.matches(c.text))]
+            if not row.cells or self._is_indicator_header(row) or not any(c.ruled for c in row.cells):
+                continue  # empty, a repeated header, or a line outside the ruling (page number, footer)
+            cells = [c for c in row.cells
+                     if not (c.row_span > 2 and profile.indicator_outer.matches(c.text, fuzzy=False))]
             aligned = _align(cells, columns, geometric, compat)
             record = _IndicatorRow(rows=[row.index], pages=[row.page], values={})
             for name in INDICATOR_FIELDS:
@@ -522,14 +605,30 @@ class FormReader:
                 # A label that landed in a value column of a dump row stays a value; labels are read below.
                 record.values[name] = _join_values([_value(c) for c in placed])
             for column in ("level1", "level2"):
-                for cell in aligned.get(column, []):
-                    self._observe_label(record, cell, column)
+                placed = aligned.get(column, [])
+                if placed:
+                    # A label cell cut in two by a stray line ("可持" | "续影响") is read as one.
+                    self._observe_label(record, placed, column)
             if geometric:
-                # Merged label cells that started on a row above still label this row.
-                for cell in table.covering(row.index):
-                    for column in ("level1", "level2"):
-                        if cell.row < row.index and column in columns and _overlap(cell, columns[column]):
-                            self._observe_label(record, cell, column)
+                for column in ("level1", "level2"):
+                    if column not in columns:
+                        continue
+                    for cell in table.covering(row.index):
+                        if not _overlap(cell, columns[column]):
+                            continue
+                        if cell.row < row.index and not _blank(cell):
+                            # A merged label cell that started on a row above still labels this row.
+                            self._observe_label(record, [cell], column)
+                        elif (_blank(cell) and table.page_break_before(cell.row) and records
+                              and (column not in carried or carried[column][0] is not cell)):
+                            # An empty bordered cell opening a page continues the merged cell cut by the
+                            # page break: it keeps the label of the last row before the break.
+                            carried[column] = (cell, _label_of(records[-1], column))
+                        if column in carried and carried[column][0] is cell and carried[column][1]:
+                            label, seen = carried[column][1]
+                            setattr(record, f"{column}_label", getattr(record, f"{column}_label") or label)
+                            if getattr(record, f"{column}_seen") is MISSING:
+                                setattr(record, f"{column}_seen", seen)
             self._repair_polluted(record)
             records.append(record)
         records = self._join_broken_rows(table, records, issues)
@@ -537,23 +636,39 @@ class FormReader:
         indicators = self._decide_levels(table, records, flags)
         return indicators, flags, issues
 
-    def _observe_label(self, record: _IndicatorRow, cell: Cell, column: str) -> None:
-        text = cell.text
-        if not text.strip() or self.profile.indicator_outer.matches(text):
+    def _observe_label(self, record: _IndicatorRow, cells: list[Cell], column: str) -> None:
+        cells = [c for c in cells if not _blank(c) and not self.profile.indicator_outer.matches(c.text, fuzzy=False)]
+        if not cells:
             return
-        level1 = _accepted(self.catalogue.match_level1(text))
-        level2 = _accepted(self.catalogue.match_level2(text))
-        value = _value(cell)
+        text = "".join(c.text for c in sorted(cells, key=lambda c: c.col))
+        value = _join_values([_value(c) for c in cells])
+        value = replace(value, text=text, bbox=BBox.enclosing(c.bbox for c in cells if c.bbox) or value.bbox)
+        match1 = self.catalogue.match_level1(text)
+        match2 = self.catalogue.match_level2(text, record.level1_label)
+        level1, level2 = _accepted(match1), _accepted(match2)
         if level2 is not None and record.level2_label is None:
             record.level2_label, record.level2_seen = level2, value
-        elif level1 is not None and record.level1_label is None:
+            return
+        if level1 is not None and record.level1_label is None:
             record.level1_label, record.level1_seen = level1, value
-        elif level1 is None and level2 is None:
-            # A label the catalogue does not know: keep it as printed, in the column it was found in.
-            if column == "level1" and record.level1_label is None:
-                record.level1_label, record.level1_seen = clean_cell_text(text), value
-            elif record.level2_label is None:
-                record.level2_label, record.level2_seen = clean_cell_text(text), value
+            return
+        if level1 is not None or level2 is not None:
+            return
+        # Not certain: an OCR-damaged label ("服务对象源") takes its best candidate, and is flagged.
+        level = column
+        candidates = _candidates(match2 if column == "level2" else match1)
+        if not candidates:
+            other = _candidates(match1 if column == "level2" else match2)
+            if other:
+                level, candidates = ("level1" if column == "level2" else "level2"), other
+        if candidates and getattr(record, f"{level}_label") is None:
+            setattr(record, f"{level}_label", candidates[0][0])
+            setattr(record, f"{level}_seen", replace(value, confidence=min(value.confidence, candidates[0][1])))
+            record.uncertain[level] = (text, candidates)
+        elif not candidates and getattr(record, f"{column}_label") is None:
+            # A label the catalogue does not know at all: kept as printed, in the column it was found in.
+            setattr(record, f"{column}_label", clean_cell_text(text))
+            setattr(record, f"{column}_seen", value)
 
     def _repair_polluted(self, record: _IndicatorRow) -> None:
         """A value cell holding repeated header text ("实际完成值 分值 得分 … 完成") keeps its last value."""
@@ -603,6 +718,8 @@ class FormReader:
             if getattr(target, f"{level}_label") is None and getattr(part, f"{level}_label") is not None:
                 setattr(target, f"{level}_label", getattr(part, f"{level}_label"))
                 setattr(target, f"{level}_seen", getattr(part, f"{level}_seen"))
+        for level, doubt in part.uncertain.items():
+            target.uncertain.setdefault(level, doubt)
         target.rows.extend(part.rows)
         target.pages.extend(p for p in part.pages if p not in target.pages)
         target.notes.extend(part.notes)
@@ -655,6 +772,10 @@ class FormReader:
                     flags.append(Flag(f"indicators[{i}].{level}", f"{level}_ambiguous",
                                       f"the merged {'二级' if level == 'level2' else '一级'} cell does not say whether "
                                       f"this row belongs to {label} or a neighbouring block", p, candidates))
+            for level, (printed, candidates) in r.uncertain.items():
+                flags.append(Flag(f"indicators[{i}].{level}", "label_uncertain",
+                                  f"the label reads {printed!r}; the nearest known label is {candidates[0][0]}",
+                                  candidates[0][1], candidates))
             for note in r.notes:
                 if "repeated header" in note:
                     field_name = note.split(":", 1)[0]
@@ -679,6 +800,23 @@ class FormReader:
             elif len(numbers) == 1:
                 total["weight"] = _value(numbers[0])
         return total
+
+
+def _blank(cell: Cell) -> bool:
+    """Empty, or only a speck OCR read as a letter or a dot ("i", "·"): labels are Chinese."""
+    return not has_cjk(cell.text)
+
+
+def _label_of(record: _IndicatorRow, column: str) -> tuple[str, Value] | None:
+    label: str | None = getattr(record, f"{column}_label")
+    return (label, getattr(record, f"{column}_seen")) if label else None
+
+
+def _candidates(match: object) -> tuple[tuple[str, float], ...]:
+    """A doubtful catalogue match's candidates (label, score), best first; () when it had none."""
+    if getattr(match, "decision", None) != "review":
+        return ()
+    return tuple((str(c), float(score)) for c, score in getattr(match, "candidates", ()))
 
 
 def _accepted(match: object) -> str | None:

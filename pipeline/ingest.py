@@ -11,11 +11,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import Limits
 from pipeline.datamodel import Cell, Issue, PageImage, SourceKind, Table
-from pipeline.errors import InputError, LimitExceeded
+from pipeline.errors import InputError, LimitExceeded, NotAFormError
 from pipeline.text import clean_cell_text, has_cjk
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pypdfium2 as pdfium
+    from PIL import Image
 
 TEXT_SUFFIXES = {".txt", ".tsv", ".csv", ".dump", ".text"}
 IMAGE_KINDS = {"png", "jpeg", "tiff", "bmp", "gif", "webp"}
@@ -80,6 +86,8 @@ def decode_text(data: bytes, source: str = "") -> Decoded:
 
     Raises :class:`InputError` when the bytes are not text in any of these encodings.
     """
+    if not data.strip(b" \t\r\n"):
+        raise InputError("holds no text (empty or only whitespace)", source=source)
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
@@ -87,23 +95,28 @@ def decode_text(data: bytes, source: str = "") -> Decoded:
             except UnicodeDecodeError as exc:
                 raise InputError(f"starts with a {encoding} byte-order mark but is not valid {encoding} "
                                  f"({exc.reason} at byte {exc.start})", source=source) from None
-    # UTF-16 without a BOM shows as NUL bytes in every other position.
-    if len(data) >= 4 and data.count(b"\x00") > len(data) // 4:
-        for encoding in ("utf-16-le", "utf-16-be"):
+    try:
+        utf8: str | None = data.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = None
+    if utf8 is not None and _looks_like_text(utf8):
+        return Decoded(utf8, "utf-8")
+    # UTF-16 without a BOM: the tabs, newlines and digits of a dump leave NUL bytes, all in odd positions
+    # (little-endian) or all in even ones; a dump mostly of Chinese has few of them, so a few are enough.
+    nuls = data.count(0)
+    if len(data) >= 4 and nuls:
+        odd_nuls = data[1::2].count(0)
+        if max(odd_nuls, nuls - odd_nuls) >= 0.95 * nuls:
+            encoding = "utf-16-le" if odd_nuls * 2 >= nuls else "utf-16-be"
             try:
                 text = data.decode(encoding)
             except UnicodeDecodeError:
-                continue
+                text = ""
             if _looks_like_text(text):
                 return Decoded(text, encoding)
-        raise InputError("is binary data, not a text dump (it contains NUL bytes)", source=source)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if _looks_like_text(text):
-            return Decoded(text, "utf-8")
+        if nuls > len(data) // 4:
+            raise InputError("is binary data, not a text dump (it contains NUL bytes)", source=source)
+    if utf8 is not None:
         raise InputError("is binary data, not a text dump (control characters)", source=source)
     # Not UTF-8 as a whole: decide line by line, since GB18030 would also "decode" UTF-8 bytes, as mojibake.
     lines: list[str] = []
@@ -172,7 +185,62 @@ def _check_pixels(width: int, height: int, limits: Limits, source: str, page: in
         raise InputError(f"page {page} is {width}x{height} pixels: too small to hold a form", source=source)
     if width * height > limits.max_pixels_per_page:
         raise LimitExceeded(f"page {page} is {width}x{height} pixels, over the limit of {limits.max_pixels_per_page:,} "
-                            "pixels per page (set Limits.max_pixels_per_page to allow it)", source=source)
+                            "pixels per page (FORMRESCUE_MAX_PIXELS or --max-pixels raise it)", source=source)
+
+
+def _check_file_size(path: Path, limits: Limits, source: str) -> None:
+    size = file_size(path)
+    if size > limits.max_file_bytes:
+        raise LimitExceeded(f"is {size:,} bytes, over the limit of {limits.max_file_bytes:,} bytes "
+                            "(FORMRESCUE_MAX_FILE_BYTES raises it)", source=source)
+
+
+# Blank pages are skipped before OCR (a 300-page PDF of blank pages must not cost 300 OCR passes). A page is
+# looked at as a ~50 dpi thumbnail: box-averaging keeps thin printed lines and small text visibly darker than
+# the paper but melts scanner specks into it. Few such pixels means blank; when in doubt the page is read.
+# A PDF page with no objects is blank without rendering; otherwise the thumbnail is reduced from the page
+# as rendered for reading (pdfium decodes a scanned page's image in full even for a thumbnail).
+BLANK_CHECK_DPI = 50.0
+INK_CONTRAST = 40  # gray levels under the paper's (median) level that count as ink
+BLANK_MAX_INK = 0.0002  # share of ink pixels under which a page is blank (~50 pixels of an A4 thumbnail)
+
+
+def is_blank(thumbnail: np.ndarray) -> bool:
+    """A grayscale thumbnail (``BLANK_CHECK_DPI``) with almost no ink."""
+    import numpy as np
+
+    if thumbnail.size == 0:
+        return True
+    paper = float(np.median(thumbnail))
+    ink = int(np.count_nonzero(thumbnail < paper - INK_CONTRAST))
+    return ink < BLANK_MAX_INK * thumbnail.size
+
+
+def _pdf_page_is_empty(page: pdfium.PdfPage) -> bool:
+    """No page objects and no annotations: nothing that could draw ink."""
+    import pypdfium2.raw as pdfium_c
+
+    return pdfium_c.FPDFPage_CountObjects(page.raw) == 0 and pdfium_c.FPDFPage_GetAnnotCount(page.raw) == 0
+
+
+def _pdf_page_has_text(page: pdfium.PdfPage) -> bool:
+    textpage = page.get_textpage()
+    try:
+        return textpage.count_chars() > 0  # invisible text (an OCR layer) is content even without ink
+    finally:
+        textpage.close()
+
+
+def _image_is_blank(frame: Image.Image, dpi: float) -> bool:
+    import numpy as np
+
+    factor = max(1, round(dpi / BLANK_CHECK_DPI))
+    return is_blank(np.asarray(frame.convert("L").reduce(factor)))
+
+
+def _all_blank(n_pages: int, source: str) -> NotAFormError:
+    what = "the only page is blank" if n_pages == 1 else f"all {n_pages} pages are blank"
+    return NotAFormError(f"is not a 绩效自评表 ({what}: no ink to read)", source=source)
 
 
 def count_pages(data_path: Path, kind: str, source: str) -> int:
@@ -188,10 +256,13 @@ def count_pages(data_path: Path, kind: str, source: str) -> int:
             return len(pdf)
         finally:
             pdf.close()
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(data_path) as image:
-        return int(getattr(image, "n_frames", 1))
+    try:
+        with Image.open(data_path) as image:
+            return int(getattr(image, "n_frames", 1))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise InputError(f"is not a readable image ({exc})", source=source) from None
 
 
 def _pdf_error_message(exc: Exception) -> str:
@@ -201,16 +272,20 @@ def _pdf_error_message(exc: Exception) -> str:
     return f"is not a readable PDF ({text}); the file may be truncated or damaged"
 
 
-def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits) -> Iterator[PageImage]:
+def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_text: bool = True,
+                   only: set[int] | None = None) -> Iterator[PageImage]:
     """Rasterise each page in turn (pages are streamed: one page image in memory at a time).
 
-    A page with a real text layer also carries its words, so OCR is skipped for it.
+    A page with a real text layer also carries its words, so OCR is skipped for it. ``only`` renders just
+    those page numbers (crops of flagged fields); ``with_text=False`` skips reading the text layer. Blank
+    pages are skipped; a document of blank pages only raises :class:`NotAFormError`.
     """
     import numpy as np
     import pypdfium2 as pdfium
 
     from pipeline.textlayer import text_layer_words
 
+    _check_file_size(path, limits, source)
     try:
         pdf = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
@@ -223,18 +298,35 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits) -> Iterato
             raise LimitExceeded(f"has {n_pages} pages, over the limit of {limits.max_pages} pages per document",
                                 source=source)
         scale = dpi / 72.0
+        read = 0
         for index in range(n_pages):
+            if only is not None and index + 1 not in only:
+                continue
             page = pdf[index]
             try:
                 width_pt, height_pt = page.get_size()
-                _check_pixels(int(width_pt * scale), int(height_pt * scale), limits, source, index + 1)
-                image = np.asarray(page.render(scale=scale, grayscale=False).to_pil().convert("RGB"))
-                words = text_layer_words(page, scale)
+                try:
+                    width, height = int(width_pt * scale), int(height_pt * scale)
+                except (ValueError, OverflowError):  # a NaN or infinite MediaBox
+                    raise InputError(f"page {index + 1} has no valid size ({width_pt} x {height_pt} points)",
+                                     source=source) from None
+                _check_pixels(width, height, limits, source, index + 1)
+                if _pdf_page_is_empty(page):
+                    continue
+                rendered = page.render(scale=scale, grayscale=False).to_pil().convert("RGB")
+                if _image_is_blank(rendered, float(dpi)) and not _pdf_page_has_text(page):
+                    continue
+                image = np.asarray(rendered)
+                del rendered
+                words = text_layer_words(page, scale) if with_text else None
             except pdfium.PdfiumError as exc:
                 raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
             finally:
                 page.close()
+            read += 1
             yield PageImage(number=index + 1, image=image, dpi=float(dpi), text_words=words)
+        if read == 0 and only is None:
+            raise _all_blank(n_pages, source)
     finally:
         pdf.close()
 
@@ -244,26 +336,34 @@ def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageIm
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = None  # we enforce our own, clearer limit below, before decoding
+    _check_file_size(path, limits, source)
+    Image.MAX_IMAGE_PIXELS = None  # we enforce our own, clearer limit below, from the header, before decoding
     try:
         image = Image.open(path)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise InputError(f"is not a readable image ({exc})", source=source) from None
     with image:
         n_frames = int(getattr(image, "n_frames", 1))
         if n_frames > limits.max_pages:
             raise LimitExceeded(f"has {n_frames} frames, over the limit of {limits.max_pages} pages", source=source)
+        read = 0
         for index in range(n_frames):
             try:
                 image.seek(index)
                 _check_pixels(image.width, image.height, limits, source, index + 1)
                 dpi_info = image.info.get("dpi", (300, 300))
                 dpi = float(dpi_info[0]) if dpi_info and dpi_info[0] and float(dpi_info[0]) > 50 else 300.0
-                frame = np.asarray(image.convert("RGB"))
-            except (OSError, ValueError, SyntaxError) as exc:
+                rgb = image.convert("RGB")
+                if _image_is_blank(rgb, dpi):
+                    continue
+                frame = np.asarray(rgb)
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise InputError(f"image data of page {index + 1} is damaged or truncated ({exc})",
                                  source=source) from None
+            read += 1
             yield PageImage(number=index + 1, image=frame, dpi=dpi)
+        if read == 0:
+            raise _all_blank(n_frames, source)
 
 
 def read_head(path: Path, size: int = 2048) -> bytes:
@@ -276,9 +376,7 @@ def file_size(path: Path) -> int:
 
 
 def load_bytes(path: Path, limits: Limits, source: str) -> bytes:
-    size = file_size(path)
-    if size > limits.max_file_bytes:
-        raise LimitExceeded(f"is {size:,} bytes, over the limit of {limits.max_file_bytes:,} bytes", source=source)
+    _check_file_size(path, limits, source)
     return path.read_bytes()
 
 

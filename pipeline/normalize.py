@@ -16,6 +16,7 @@ from pipeline.quantity import (
     parse_number,
     parse_percent,
     parse_quantity,
+    strip_specks,
 )
 from pipeline.text import clean_cell_text
 
@@ -90,10 +91,18 @@ def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: fl
         fields = {name: _text(value) for name, value in indicator.fields.items()}
         for name in ("weight", "score"):
             fields[name] = _number(fields.get(name, MISSING), f"indicators[{i}].{name}", flags, money=False)
-        for name in ("target", "actual"):
+        for name in ("target", "actual", "deviation"):
             value = fields.get(name, MISSING)
-            if value.text is not None and is_dash(value.text) and value.text.strip() != "无":
+            if value.text is None:
+                continue
+            if name != "deviation" and is_dash(value.text) and value.text.strip() != "无":
                 fields[name] = replace(value, text=None)
+                continue
+            core = strip_specks(value.text)
+            if core is not None:
+                fields[name] = replace(value, text=core)
+                flags.append(Flag(f"indicators[{i}].{name}", "ocr_repaired",
+                                  f"read as {value.text!r}; specks around the value removed", min(value.confidence, 0.7)))
         name_text = fields.get("name", MISSING).text
         match = catalogue.match_indicator(name_text, fields.get("level2", MISSING).text) if name_text else None
         if match is not None and match.decision == "review":

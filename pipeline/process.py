@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.crops import write_crops
 from pipeline.datamodel import DocumentResult, Issue, PageImage, Status, Table
 from pipeline.errors import FormRescueError, InputError, NotAFormError
 from pipeline.forms import extract_forms
@@ -89,7 +90,7 @@ def read_table(path: Path, source: str, settings: Settings, engine: Callable[[],
     from pipeline.scan import read_pages
 
     started = time.perf_counter()
-    result = read_pages(_timed(pages, timer), engine_factory=engine)
+    result = read_pages(_timed(pages, timer), engine())
     timer.add("scan_total", time.perf_counter() - started)
     for page in result.pages:
         timer.add("ocr", page.ocr_seconds)
@@ -110,8 +111,11 @@ def _timed(pages: Iterator[PageImage], timer: Timer) -> Iterator[PageImage]:
 
 
 def process_file(path: Path, source: str, settings: Settings, doc_id: str | None = None,
-                 aliases: tuple[tuple[str, str], ...] = ()) -> DocumentResult:
-    """Process one file; never raises for a bad document: the result says ``failed`` and why."""
+                 aliases: tuple[tuple[str, str], ...] = (), out: Path | None = None) -> DocumentResult:
+    """Process one file; never raises for a bad document: the result says ``failed`` and why.
+
+    With ``out``, crops of the flagged fields are written under ``out/crops/`` for the review queue.
+    """
     timer = Timer()
     started = time.perf_counter()
     try:
@@ -130,6 +134,13 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
         message = f"{source}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
         result = DocumentResult(doc_id=doc_id, source=source, status=Status.FAILED,
                                 issues=(Issue("unreadable", message),), error=message)
+    if out is not None and result.status is Status.NEEDS_REVIEW:
+        crop_started = time.perf_counter()
+        try:
+            result = write_crops(result, path, out, settings.dpi, settings.limits)
+        except (FormRescueError, OSError) as exc:
+            result = replace(result, issues=(*result.issues, Issue("crops_failed", f"{source}: crops not written ({exc})")))
+        timer.add("crops", time.perf_counter() - crop_started)
     timer.add("total", time.perf_counter() - started)
     return replace(result, timings=dict(timer.timings))
 

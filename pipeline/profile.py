@@ -34,7 +34,8 @@ class Vocabulary:
         return self.score(text, fuzzy=fuzzy, prefix=prefix) > 0
 
     def score(self, text: str | None, *, fuzzy: bool = True, prefix: bool = False) -> float:
-        """1.0 for an exact variant, less for OCR-damaged ones (a dropped or misread character), 0 if not."""
+        """1.0 for an exact variant; less for a label with one OCR-damaged character (项自名称) or, with
+        ``prefix``, for a cell that starts with the label and goes on with its value; 0 if not a label."""
         key = label_key(text)
         if not key:
             return 0.0
@@ -44,13 +45,25 @@ class Vocabulary:
             v = label_key(variant)
             if key == v or bare == _PARENS.sub("", v):
                 return 1.0
-            if prefix and key.startswith(v):
-                best = max(best, 0.95)
+            if prefix and key.startswith(v) and len(key) > len(v):
+                best = max(best, 0.8)
             if fuzzy and len(v) >= 4 and abs(len(key) - len(v)) <= 1:
                 ratio = fuzz.ratio(key, v) / 100
-                if ratio >= 0.85:
-                    best = max(best, ratio - 0.1)
+                # One character in four may be misread; the score stays under an exact match's.
+                if ratio >= 0.74:
+                    best = max(best, 0.85 + (ratio - 0.74) / 2.6)
         return best
+
+    def remainder(self, text: str | None) -> str | None:
+        """The value printed in the same cell after the label (``项目名称：XXX`` -> ``XXX``), if any."""
+        if self.score(text) >= 0.85:
+            return None  # the whole cell is the label (perhaps OCR-damaged), its value is elsewhere
+        key = label_key(text)
+        for variant in sorted(self.variants, key=len, reverse=True):
+            v = label_key(variant)
+            if key.startswith(v) and len(key) > len(v):
+                return key[len(v):].lstrip(":") or None
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,7 @@ class FormProfile:
     indicator_columns: dict[str, Vocabulary]
     indicator_required: tuple[str, ...]
     total_labels: Vocabulary
+    total_weight: int | None
     header_noise: tuple[str, ...]
 
     @staticmethod
@@ -96,5 +110,6 @@ def _load(path: str) -> FormProfile:
         indicator_columns={k: _vocab(v) for k, v in data["indicators"]["columns"].items()},
         indicator_required=tuple(data["indicators"].get("required", ["name"])),
         total_labels=_vocab(data["total"]["labels"]),
+        total_weight=data["total"].get("weight"),
         header_noise=tuple(sorted(data.get("header_noise", []), key=len, reverse=True)),
     )

@@ -67,6 +67,13 @@ def parse_number(text: str | None, *, money: bool = False) -> ParsedNumber | Non
     if _PLAIN_DECIMAL.match(s):
         value = _decimal(s)
         return ParsedNumber(value) if value is not None else None
+    speck = re.fullmatch(r"[.,。，·'`]+([0-9][0-9.,]*)", s) or re.fullmatch(r"([-+]?[0-9][0-9.,]*[0-9])[.,。，·'`]+", s)
+    if speck:
+        # A scanner speck before or after the digits reads as a dot or comma: "467,294.20.", ".11".
+        inner = parse_number(speck.group(1), money=money)
+        if inner is not None:
+            return ParsedNumber(inner.value, True, f"read as {text!r}; a speck taken for a dot removed")
+        return None
     if not re.fullmatch(r"[-+]?[0-9][0-9.,]*", s):
         return None
     sign = ""
@@ -193,7 +200,24 @@ _VALUE_WORDS = {
     "完成", "已完成", "未完成", "基本完成", "全部完成", "按时完成", "及时", "按时", "有效", "有序", "良好", "优良",
     "优秀", "达标", "合格", "是", "否", "满意", "较好", "好", "高", "中", "低", "显著", "明显", "提升", "提高",
     "保障", "正常", "稳定", "持续", "长期", "符合", "达到", "实现", "无", "较高", "逐步提高", "有所提升", "到位",
+    "有序", "按期", "合规", "规范", "优", "良", "达成", "已达成", "全覆盖", "不适用",
 }
+
+
+_SPECKS = ".。,，·'`、:：;；"
+
+
+def strip_specks(text: str) -> str | None:
+    """A short value cell with scanner specks read as punctuation around it ("完成。", ".无"): the value
+    without them, or None when there is nothing to strip or what remains is not a known value."""
+    s = to_ascii(text)
+    core = s.strip(_SPECKS)
+    if core == s or not core:
+        return None
+    if core in _VALUE_WORDS:
+        return core
+    quantity = parse_quantity(core)
+    return core if quantity is not None and quantity.value is not None else None
 
 
 def looks_like_value(text: str) -> bool:

@@ -13,6 +13,7 @@ REASON_TEXT = {
     "level2_ambiguous": "二级指标 not certain from the merged cell / 二级指标归属不确定",
     "level1_missing": "no 一级指标 label found / 未找到一级指标",
     "level2_missing": "no 二级指标 label found / 未找到二级指标",
+    "label_uncertain": "damaged label matched to the nearest known label / 指标名称识别不清，已按最接近的标准名称填入",
     "level_conflict": "一级 and 二级 labels disagree / 一级与二级指标不一致",
     "cell_polluted": "cell held repeated header text / 单元格混入表头文字",
     "catalogue_ambiguous": "close to several catalogue indicators / 指标库匹配不唯一",

@@ -48,7 +48,7 @@ def _close(printed: Value, computed: Decimal) -> bool:
     return abs(number - computed) <= tolerance
 
 
-def validate_form(form: Form) -> Form:
+def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     flags = list(form.flags)
     issues = list(form.issues)
     funds = {row: dict(cols) for row, cols in form.funds.items()}
@@ -83,7 +83,10 @@ def validate_form(form: Form) -> Form:
         if score is not None and score < 0:
             violation("negative_score", f"indicator {i + 1}: 得分 {score} is negative", [f"indicators[{i}].score"])
 
-    if total_weight is not None and all(w is not None for w in weights) and budget_weight is not None:
+    if total_weight is not None and total_weight_expected is not None and total_weight != total_weight_expected:
+        violation("total_weight", f"总分 分值 reads {total_weight}; forms of this kind total {total_weight_expected}",
+                  ["total.weight"])
+    elif total_weight is not None and all(w is not None for w in weights) and budget_weight is not None:
         listed = sum((w for w in weights if w is not None), Decimal(0)) + budget_weight
         if listed != total_weight:
             violation("weights_sum", f"分值 add up to {listed} (budget {budget_weight} + indicators) but 总分 分值 is "
