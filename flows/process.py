@@ -265,4 +265,5 @@ def print_summary(summary: dict[str, Any], out: Path, stream: Any = None) -> Non
         print(f"  failed: {message}", file=stream)
     if len(failures) > 20:
         print(f"  … and {len(failures) - 20} more failed: each is listed in review_queue.csv", file=stream)
-    print(f"outputs in {out}: forms.jsonl, projects.csv, indicators.csv, review_queue.csv", file=stream)
+    print(f"outputs in {out}: forms.jsonl, projects.csv, indicators.csv, review_queue.xlsx (open this one in "
+          "Excel/WPS to review), review_queue.csv", file=stream)

@@ -233,4 +233,8 @@ def export(out: Path, results: Sequence[DocumentResult]) -> dict[str, int]:
         "indicators": write_csv(out / "indicators.csv", INDICATOR_COLUMNS, indicator_rows()),
         "review_items": write_csv(out / "review_queue.csv", REVIEW_COLUMNS, (i.to_row() for i in review)),
     }
+    # The same queue as a workbook for reviewers (Excel/WPS); imported here: review_io reads CSVs via this module.
+    from pipeline.review_io import XLSX_NAME, write_queue_xlsx
+
+    write_queue_xlsx(out / XLSX_NAME, review, root=out)
     return counts

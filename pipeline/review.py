@@ -80,6 +80,8 @@ def form_items(result: DocumentResult, form: Form, position: int) -> list[Review
 def document_items(result: DocumentResult) -> list[ReviewItem]:
     """Review items of a document: its forms' flags, or one item for the whole document when it failed."""
     if result.status is Status.FAILED:
+        if any(issue.code == "document_reviewed" for issue in result.issues):
+            return []  # a person already decided about this document
         reason = result.error or "; ".join(i.message for i in result.issues) or "document could not be read"
         code = result.issues[0].code if result.issues else "document_failed"
         return [ReviewItem(
