@@ -139,8 +139,9 @@ def form_record(result: DocumentResult, form: Form, status: Status) -> dict[str,
         record["catalogue_decision"] = match.decision if match else None
         confidences = [v.confidence for v in indicator.fields.values() if v.text is not None]
         record["confidence"] = round(min(confidences), 4) if confidences else 0.0
-        name = indicator.get("name")
-        record["provenance"] = {"page": name.page, "bbox": name.bbox.to_list() if name.bbox else None}
+        name_value = indicator.get("name")
+        record["provenance"] = {"page": name_value.page,
+                                "bbox": name_value.bbox.to_list() if name_value.bbox else None}
         indicators.append(record)
     year = form.header.get("year")
     provenance = {}

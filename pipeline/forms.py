@@ -359,7 +359,8 @@ class FormReader:
         header, header_flags = self._read_header(header_rows)
         flags.extend(header_flags)
 
-        funds = {name: {} for name in ("total", "fiscal_appropriation", "carryover", "other")}
+        funds: dict[str, dict[str, Value]] = {name: {} for name in ("total", "fiscal_appropriation", "carryover",
+                                                                     "other")}
         if funds_at is not None:
             end = section_end(funds_at)
             funds = self._read_funds(table, region[funds_at:end])
@@ -624,8 +625,9 @@ class FormReader:
                             # An empty bordered cell opening a page continues the merged cell cut by the
                             # page break: it keeps the label of the last row before the break.
                             carried[column] = (cell, _label_of(records[-1], column))
-                        if column in carried and carried[column][0] is cell and carried[column][1]:
-                            label, seen = carried[column][1]
+                        carry = carried.get(column)
+                        if carry is not None and carry[0] is cell and carry[1] is not None:
+                            label, seen = carry[1]
                             setattr(record, f"{column}_label", getattr(record, f"{column}_label") or label)
                             if getattr(record, f"{column}_seen") is MISSING:
                                 setattr(record, f"{column}_seen", seen)
@@ -723,8 +725,7 @@ class FormReader:
         target.rows.extend(part.rows)
         target.pages.extend(p for p in part.pages if p not in target.pages)
         target.notes.extend(part.notes)
-        name = target.values.get("name", MISSING)
-        if name.text and part.values.get("name", MISSING).text:
+        if target.values.get("name", MISSING).text and part.values.get("name", MISSING).text:
             target.notes.append("joined across a page break")
 
     def _decide_levels(self, table: Table, records: list[_IndicatorRow], flags: list[Flag]) -> list[Indicator]:
