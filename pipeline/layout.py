@@ -1,0 +1,928 @@
+"""Ruling lines -> table grids with explicit spans; text lines inside cells and outside tables; words to cells.
+
+Everything works on a prepared page (upright, deskewed, see :mod:`pipeline.imaging`) in its pixel frame,
+as pure functions, so each step can be tested on small JSON fixtures (``tests/data/layout``).
+
+The steps:
+
+1. :func:`detect_rulings`: long thin straight runs of ink (morphological opening) become line
+   :class:`Segment` s with their measured slope; each is traced along the ink to its true ends, and
+   collinear pieces broken by noise or faint print are joined.
+2. :func:`find_tables`: segments that touch form a table (runs of character strokes, which touch a
+   border at one end at most, are dropped); a double rule splits two tables printed back to back; per
+   table, segments are clustered into grid lines (:class:`GridLine`), every grid boundary is tested for
+   how much of it is actually ruled, and unruled boundaries merge grid cells into spans
+   (:class:`GridCell`); grid cells outside the ruled outline are not cells.
+3. :func:`cell_text_lines` / :func:`free_text_lines`: text lines found from the ink profile inside a
+   cell (or outside every table), the boxes a line recogniser reads.
+4. :func:`assign_words` and :func:`join_text`: words from a full-page OCR or a PDF text layer go to the
+   cell that holds them (a word straddling a cell border is split there) and are joined in reading order.
+5. :func:`unify_columns`: the column lines of every table of a document, normalised by each table's outer
+   border, clustered into one document-wide column grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.datamodel import BBox, Word
+from pipeline.text import clean_cell_text
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutParams:
+    """Geometry thresholds, in inches so they hold at any resolution; ``px`` converts."""
+
+    dpi: float = 300.0
+    min_h_line: float = 0.27  # a horizontal rule is longer than any character (title chars ~0.2")
+    min_v_line: float = 0.20  # shorter than the lowest one-line row (~0.3"), longer than a character stroke
+    max_thickness: float = 0.05  # thicker "lines" are blobs: a lid band, a filled box
+    join_gap: float = 0.15  # collinear pieces closer than this are one broken line
+    touch: float = 0.05  # a line ends "at" another within this distance
+    cluster: float = 0.03  # segments within this distance are one grid line (a double rule is further apart)
+    min_cell: float = 0.10  # grid rows/columns thinner than this are a double border, not a row
+    coverage: float = 0.5  # share of a grid boundary that must be ruled to separate two cells
+    em: float = 11 / 72  # expected body text height (11 pt)
+    cell_margin: float = 0.02  # inset of a cell's text area from its ruling lines
+
+    def px(self, inches: float) -> float:
+        return inches * self.dpi
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A straight ruling-line piece. Horizontal: ``x0 < x1`` and y runs ``y0 -> y1``; vertical: ``y0 < y1``.
+
+    ``start``/``end`` are its extent along the line, ``pos`` its position across it at the middle,
+    ``slope`` the change across per unit along (all derived once: they are used in every comparison).
+    """
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    horizontal: bool
+    thickness: float = 3.0
+    start: float = field(init=False, repr=False, compare=False)
+    end: float = field(init=False, repr=False, compare=False)
+    pos: float = field(init=False, repr=False, compare=False)
+    slope: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        a, b = (self.x0, self.x1) if self.horizontal else (self.y0, self.y1)
+        p0, p1 = (self.y0, self.y1) if self.horizontal else (self.x0, self.x1)
+        object.__setattr__(self, "start", a)
+        object.__setattr__(self, "end", b)
+        object.__setattr__(self, "pos", (p0 + p1) / 2)
+        object.__setattr__(self, "slope", (p1 - p0) / (b - a) if b > a else 0.0)
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    def at(self, t: float) -> float:
+        """Position across the line at coordinate ``t`` along it (extrapolated linearly)."""
+        return (self.y0 if self.horizontal else self.x0) + (t - self.start) * self.slope
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"x0": round(self.x0, 1), "y0": round(self.y0, 1), "x1": round(self.x1, 1), "y1": round(self.y1, 1),
+                "horizontal": self.horizontal, "thickness": round(self.thickness, 1)}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Segment:
+        return Segment(float(data["x0"]), float(data["y0"]), float(data["x1"]), float(data["y1"]),
+                       bool(data["horizontal"]), float(data.get("thickness", 3.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Rulings:
+    horizontal: tuple[Segment, ...]
+    vertical: tuple[Segment, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"horizontal": [s.to_dict() for s in self.horizontal], "vertical": [s.to_dict() for s in self.vertical]}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Rulings:
+        return Rulings(tuple(Segment.from_dict(s) for s in data.get("horizontal", [])),
+                       tuple(Segment.from_dict(s) for s in data.get("vertical", [])))
+
+
+# ---------------------------------------------------------------------------------------------- rulings
+
+
+def line_masks(ink: np.ndarray, params: LayoutParams) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of long horizontal and vertical ink runs (ruling lines) of an ink mask (255 = ink).
+
+    Short breaks along a line (pin holes from faint print or noise) are closed before the long opening.
+    """
+    bridge = max(2, round(params.px(0.013)))  # pin holes only: wider gaps would join characters into runs
+    h_len = max(10, round(params.px(params.min_h_line)))
+    v_len = max(10, round(params.px(params.min_v_line)))
+    rect = cv2.getStructuringElement
+    h = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, rect(cv2.MORPH_RECT, (bridge, 1)))
+    h = cv2.morphologyEx(h, cv2.MORPH_OPEN, rect(cv2.MORPH_RECT, (h_len, 1)))
+    v = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, rect(cv2.MORPH_RECT, (1, bridge)))
+    v = cv2.morphologyEx(v, cv2.MORPH_OPEN, rect(cv2.MORPH_RECT, (1, v_len)))
+    return h, v
+
+
+def _trace(ink: np.ndarray, seg: Segment, params: LayoutParams) -> Segment:
+    """Grow a segment at both ends along the ink of its line (within a pixel or two of it).
+
+    The opening above only keeps straight runs as long as its kernel; the last stretch of a thin line
+    that steps by one pixel (slight slope, perspective) is shorter and would be lost, leaving the line
+    short of the border it meets.
+    """
+    h, w = ink.shape
+    reach = round(params.px(0.3))
+    max_gap = max(2, round(params.px(0.015)))
+    band = 2
+
+    def walk(t0: int, step: int) -> int:
+        last = t0
+        gap = 0
+        limit = w if seg.horizontal else h
+        t = t0 + step
+        while 0 <= t < limit and abs(t - t0) <= reach:
+            c = round(seg.at(t))
+            window = ink[max(0, c - band):c + band + 1, t] if seg.horizontal else ink[t, max(0, c - band):c + band + 1]
+            if window.any():
+                last, gap = t, 0
+            else:
+                gap += 1
+                if gap > max_gap:
+                    break
+            t += step
+        return last
+
+    start = walk(round(seg.start), -1)
+    end = walk(round(seg.end), 1)
+    if start == round(seg.start) and end == round(seg.end):
+        return seg
+    if seg.horizontal:
+        return Segment(float(start), seg.at(start), float(end), seg.at(end), True, seg.thickness)
+    return Segment(seg.at(start), float(start), seg.at(end), float(end), False, seg.thickness)
+
+
+def _segments_from_mask(mask: np.ndarray, horizontal: bool, params: LayoutParams) -> list[Segment]:
+    """Straight segments of a line mask: rows holding line pixels form bands (a line a little sloped
+    covers a few rows), and only those bands are labelled (cheaper than labelling the page). Each end's
+    position is the mean of the line pixels in a short window there, so the slope is measured."""
+    m = mask if horizontal else np.ascontiguousarray(mask.T)
+    max_thick = params.px(params.max_thickness)
+    out: list[Segment] = []
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(rows) > 1)
+    starts = np.concatenate(([rows[0]], rows[breaks + 1]))
+    ends = np.concatenate((rows[breaks], [rows[-1]])) + 1
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        band = np.ascontiguousarray(m[a:b])
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8)
+        for i in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            thickness = area / max(1, w)
+            if thickness > max_thick:
+                continue
+            piece = labels[y:y + h, x:x + w] == i
+            end = max(2, min(w // 4, round(params.px(0.1))))
+            ys = np.arange(a + y, a + y + h, dtype=float)[:, None]
+            left, right = piece[:, :end], piece[:, -end:]
+            p_left = float((ys * left).sum() / max(1, left.sum()))
+            p_right = float((ys * right).sum() / max(1, right.sum()))
+            ta, tb = x + (end - 1) / 2, x + w - 1 - (end - 1) / 2
+            slope = (p_right - p_left) / (tb - ta) if tb > ta else 0.0
+            s0, s1 = float(x), float(x + w - 1)
+            q0, q1 = p_left - slope * (ta - s0), p_right + slope * (s1 - tb)
+            out.append(Segment(s0, q0, s1, q1, True, thickness) if horizontal
+                       else Segment(q0, s0, q1, s1, False, thickness))
+    return out
+
+
+def merge_collinear(segments: Iterable[Segment], params: LayoutParams) -> list[Segment]:
+    """Join pieces of one broken line: same position (within ``touch``), gap along it under ``join_gap``."""
+    tol = params.px(params.touch) * 0.5
+    gap = params.px(params.join_gap)
+    # Pieces of one line sit at about the same position: bucket by position, then merge along the line.
+    by_pos = sorted(segments, key=lambda s: s.pos)
+    groups: list[list[Segment]] = []
+    for seg in by_pos:
+        if groups and seg.pos - groups[-1][-1].pos <= 2 * tol:
+            groups[-1].append(seg)
+        else:
+            groups.append([seg])
+    merged: list[Segment] = []
+    for group in groups:
+        run: list[Segment] = []
+        for seg in sorted(group, key=lambda s: s.start):
+            for k in range(len(run) - 1, -1, -1):
+                cur = run[k]
+                t = max(seg.start, cur.end)
+                if seg.start - cur.end <= gap and abs(cur.at(t) - seg.at(t)) <= tol:
+                    run[k] = _join(cur, seg)
+                    break
+            else:
+                run.append(seg)
+        merged.extend(run)
+    return merged
+
+
+def _join(a: Segment, b: Segment) -> Segment:
+    first = a if a.start <= b.start else b
+    end_piece = a if a.end >= b.end else b
+    thickness = (a.thickness * a.length + b.thickness * b.length) / max(1e-6, a.length + b.length)
+    if a.horizontal:
+        return Segment(first.x0, first.y0, end_piece.x1, end_piece.y1, True, thickness)
+    return Segment(first.x0, first.y0, end_piece.x1, end_piece.y1, False, thickness)
+
+
+def detect_rulings(ink: np.ndarray, params: LayoutParams) -> tuple[Rulings, np.ndarray]:
+    """Ruling-line segments of a prepared page, and the mask of their pixels (to take out of the text)."""
+    h_mask, v_mask = line_masks(ink, params)
+    horizontal = merge_collinear(_segments_from_mask(h_mask, True, params), params)
+    vertical = merge_collinear(_segments_from_mask(v_mask, False, params), params)
+    horizontal = merge_collinear((_trace(ink, s, params) for s in horizontal), params)
+    vertical = merge_collinear((_trace(ink, s, params) for s in vertical), params)
+    return Rulings(tuple(horizontal), tuple(vertical)), cv2.bitwise_or(h_mask, v_mask)
+
+
+# ---------------------------------------------------------------------------------------------- grids
+
+
+@dataclass(frozen=True, slots=True)
+class GridLine:
+    """One row or column boundary of a table: the segments that print it (possibly with gaps).
+
+    Build with :meth:`of`; ``pos`` (length-weighted position across the line), ``start`` and ``end``
+    (extent along it) are computed once.
+    """
+
+    segments: tuple[Segment, ...]
+    horizontal: bool
+    pos: float
+    start: float
+    end: float
+
+    @staticmethod
+    def of(segments: Iterable[Segment], horizontal: bool) -> GridLine:
+        segs = tuple(segments)
+        total = sum(s.length for s in segs)
+        pos = (sum(s.pos * s.length for s in segs) / total) if total > 0 else float(np.mean([s.pos for s in segs]))
+        return GridLine(segs, horizontal, pos, min(s.start for s in segs), max(s.end for s in segs))
+
+    def at(self, t: float) -> float:
+        """Position across the line at ``t`` along it: from the segment there, else the nearest one."""
+        best: Segment | None = None
+        best_d = math.inf
+        for s in self.segments:
+            d = 0.0 if s.start <= t <= s.end else min(abs(t - s.start), abs(t - s.end))
+            if d < best_d:
+                best, best_d = s, d
+        assert best is not None
+        return best.at(min(max(t, best.start), best.end))
+
+    def coverage(self, a: float, b: float) -> float:
+        """Share of the interval ``[a, b]`` along the line that is actually printed."""
+        if b <= a:
+            return 1.0
+        spans = sorted((max(a, s.start), min(b, s.end)) for s in self.segments if s.end > a and s.start < b)
+        covered, cursor = 0.0, a
+        for s0, s1 in spans:
+            s0 = max(s0, cursor)
+            if s1 > s0:
+                covered += s1 - s0
+                cursor = s1
+        return covered / (b - a)
+
+
+@dataclass(frozen=True, slots=True)
+class GridCell:
+    """A cell of one page table: grid position and spans (merged cells), box in prepared-page pixels."""
+
+    row: int
+    col: int
+    row_span: int
+    col_span: int
+    bbox: BBox
+
+    @property
+    def last_row(self) -> int:
+        return self.row + self.row_span - 1
+
+    @property
+    def last_col(self) -> int:
+        return self.col + self.col_span - 1
+
+
+@dataclass(frozen=True, slots=True)
+class PageTable:
+    """One ruled table on a page: its grid lines and cells (every grid position covered exactly once)."""
+
+    rows: tuple[GridLine, ...]
+    cols: tuple[GridLine, ...]
+    cells: tuple[GridCell, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows) - 1
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.cols) - 1
+
+    @property
+    def bbox(self) -> BBox:
+        box = BBox.enclosing(c.bbox for c in self.cells)
+        assert box is not None
+        return box
+
+    def row_top(self, r: int) -> float:
+        return self.rows[r].pos
+
+    def col_fractions(self) -> tuple[float, ...]:
+        """Column line positions as fractions of the table width (0 = outer left border, 1 = right)."""
+        y_mid = (self.rows[0].pos + self.rows[-1].pos) / 2
+        xs = [c.at(y_mid) for c in self.cols]
+        left, right = xs[0], xs[-1]
+        width = max(1e-6, right - left)
+        return tuple(float((x - left) / width) for x in xs)
+
+
+def _cluster_lines(segments: Sequence[Segment], tol: float) -> list[list[Segment]]:
+    groups: list[list[Segment]] = []
+    for seg in sorted(segments, key=lambda s: s.pos):
+        if groups and seg.pos - np.mean([s.pos for s in groups[-1]]) <= tol:
+            groups[-1].append(seg)
+        else:
+            groups.append([seg])
+    return groups
+
+
+def _collapse_thin(lines: list[GridLine], min_gap: float) -> list[GridLine]:
+    """Two grid lines closer than ``min_gap`` (a double border, two stacked tables) become one."""
+    out: list[GridLine] = []
+    for line in lines:
+        if out and line.pos - out[-1].pos < min_gap:
+            out[-1] = GridLine.of(out[-1].segments + line.segments, line.horizontal)
+        else:
+            out.append(line)
+    return out
+
+
+def _touches(h: Segment, v: Segment, tol: float) -> bool:
+    x = v.at(h.pos)
+    y = h.at(v.pos)
+    return h.x0 - tol <= x <= h.x1 + tol and v.y0 - tol <= y <= v.y1 + tol
+
+
+def group_tables(rulings: Rulings, params: LayoutParams) -> list[tuple[list[Segment], list[Segment]]]:
+    """Segments that touch each other, grouped into tables (at least 2 horizontal and 2 vertical lines)."""
+    hs, vs = list(rulings.horizontal), list(rulings.vertical)
+    n = len(hs) + len(vs)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    tol = params.px(params.touch)
+    for i, h in enumerate(hs):
+        for j, v in enumerate(vs):
+            if _touches(h, v, tol):
+                a, b = find(i), find(len(hs) + j)
+                if a != b:
+                    parent[a] = b
+    groups: dict[int, tuple[list[Segment], list[Segment]]] = {}
+    for i, h in enumerate(hs):
+        groups.setdefault(find(i), ([], []))[0].append(h)
+    for j, v in enumerate(vs):
+        groups.setdefault(find(len(hs) + j), ([], []))[1].append(v)
+    tables = []
+    for hs_g, vs_g in groups.values():
+        hs_g, vs_g = _supported(hs_g, vs_g, tol)
+        if len(hs_g) >= 2 and len(vs_g) >= 2:
+            tables.append((hs_g, vs_g))
+    return sorted(tables, key=lambda g: min(s.pos for s in g[0]))
+
+
+def _supported(hs: list[Segment], vs: list[Segment], tol: float) -> tuple[list[Segment], list[Segment]]:
+    """Drop segments that are not table rules: a rule (all its collinear pieces together, when it is
+    broken) ends on crossing rules at both ends, or is long. A run of character strokes long enough to
+    pass the opening may touch a cell border at one end, never at both."""
+
+    def touches(t: float, p: float, others: list[Segment]) -> bool:
+        return any(abs(o.at(p) - t) <= tol and o.start - tol <= p <= o.end + tol for o in others)
+
+    def keep(segs: list[Segment], others: list[Segment]) -> list[Segment]:
+        if not segs:
+            return []
+        extent = max(s.end for s in segs) - min(s.start for s in segs)
+        out: list[Segment] = []
+        for line in _cluster_lines(segs, tol):
+            a = min(line, key=lambda s: s.start)
+            b = max(line, key=lambda s: s.end)
+            long = b.end - a.start >= 0.5 * extent
+            if long or (touches(a.start, a.at(a.start), others) and touches(b.end, b.at(b.end), others)):
+                out.extend(line)
+        return out
+
+    for _ in range(2):  # once more: dropping text runs can leave others unsupported
+        hs, vs = keep(hs, vs), keep(vs, hs)
+    return hs, vs
+
+
+def build_grid(h_segments: Sequence[Segment], v_segments: Sequence[Segment], params: LayoutParams) -> PageTable | None:
+    """The cell grid of one table, with merged cells where a grid boundary is not ruled."""
+    tol = params.px(params.cluster)
+    min_gap = params.px(params.min_cell)
+    rows = _collapse_thin([GridLine.of(g, True) for g in _cluster_lines(h_segments, tol)], min_gap)
+    cols = _collapse_thin([GridLine.of(g, False) for g in _cluster_lines(v_segments, tol)], min_gap)
+    if len(rows) < 2 or len(cols) < 2:
+        return None
+    n_r, n_c = len(rows) - 1, len(cols) - 1
+    # Boundary geometry at each grid position (lines may be slightly sloped or bent).
+    y_mid_row = [(rows[r].pos + rows[r + 1].pos) / 2 for r in range(n_r)]
+    x_mid_col = [(cols[c].pos + cols[c + 1].pos) / 2 for c in range(n_c)]
+    inset = params.px(params.touch) * 0.5  # skip the crossing lines' own thickness at interval ends
+
+    def v_ruled(c_line: int, r: int) -> bool:
+        x = cols[c_line].at(y_mid_row[r])
+        a, b = rows[r].at(x) + inset, rows[r + 1].at(x) - inset
+        return cols[c_line].coverage(a, b) >= params.coverage
+
+    def h_ruled(r_line: int, c: int) -> bool:
+        y = rows[r_line].at(x_mid_col[c])
+        a, b = cols[c].at(y) + inset, cols[c + 1].at(y) - inset
+        return rows[r_line].coverage(a, b) >= params.coverage
+
+    outside = n_r * n_c
+    parent = list(range(outside + 1))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            return
+        if ra == outside:  # "outside" stays the root of whatever joins it
+            ra, rb = rb, ra
+        parent[ra] = rb
+
+    for r in range(n_r):
+        for c in range(n_c):
+            k = r * n_c + c
+            if c + 1 < n_c and not v_ruled(c + 1, r):
+                union(k, k + 1)
+            if r + 1 < n_r and not h_ruled(r + 1, c):
+                union(k, k + n_c)
+            if (c == 0 and not v_ruled(0, r)) or (c == n_c - 1 and not v_ruled(n_c, r)):
+                union(k, outside)
+            if (r == 0 and not h_ruled(0, c)) or (r == n_r - 1 and not h_ruled(n_r, c)):
+                union(k, outside)
+
+    # Make every group a rectangle (a missing stub of line must not make an L-shaped cell).
+    changed = True
+    while changed:
+        changed = False
+        spans: dict[int, list[int]] = {}
+        for r in range(n_r):
+            for c in range(n_c):
+                g = find(r * n_c + c)
+                if g == find(outside):
+                    continue
+                box = spans.setdefault(g, [r, c, r, c])
+                box[0], box[1] = min(box[0], r), min(box[1], c)
+                box[2], box[3] = max(box[2], r), max(box[3], c)
+        for g, (r0, c0, r1, c1) in spans.items():
+            for r in range(r0, r1 + 1):
+                for c in range(c0, c1 + 1):
+                    other = find(r * n_c + c)
+                    if other != find(g) and other != find(outside):
+                        union(g, other)
+                        changed = True
+
+    cells: list[GridCell] = []
+    root_out = find(outside)
+    extent: dict[int, list[int]] = {}
+    for r in range(n_r):
+        for c in range(n_c):
+            g = find(r * n_c + c)
+            if g == root_out:
+                continue
+            box = extent.setdefault(g, [r, c, r, c])
+            box[2], box[3] = max(box[2], r), max(box[3], c)
+    for r0, c0, r1, c1 in extent.values():
+        y_mid = (rows[r0].pos + rows[r1 + 1].pos) / 2
+        x_mid = (cols[c0].pos + cols[c1 + 1].pos) / 2
+        bbox = BBox(cols[c0].at(y_mid), rows[r0].at(x_mid), cols[c1 + 1].at(y_mid), rows[r1 + 1].at(x_mid))
+        cells.append(GridCell(r0, c0, r1 - r0 + 1, c1 - c0 + 1, bbox))
+    if not cells:
+        return None
+    cells.sort(key=lambda c: (c.row, c.col))
+    return PageTable(tuple(rows), tuple(cols), tuple(cells))
+
+
+def _clip(v: Segment, top: float, bottom: float) -> Segment | None:
+    y0, y1 = max(v.y0, top), min(v.y1, bottom)
+    if y1 - y0 <= 0:
+        return None
+    return Segment(v.at(y0), y0, v.at(y1), y1, False, v.thickness)
+
+
+def split_stacked(h_segments: Sequence[Segment], v_segments: Sequence[Segment], params: LayoutParams,
+                  ) -> list[tuple[list[Segment], list[Segment]]]:
+    """Split a group of touching lines where two row lines run closer than a row can be (a double rule).
+
+    That is where one table ends and the next begins (the project block and the indicator block are
+    often two tables printed back to back); each keeps its own outer borders, so its columns normalise
+    correctly even when the two differ in width.
+    """
+    tol = params.px(params.cluster)
+    lines = [GridLine.of(g, True) for g in _cluster_lines(h_segments, tol)]
+    min_gap = params.px(params.min_cell)
+    cuts = [i for i in range(len(lines) - 1) if lines[i + 1].pos - lines[i].pos < min_gap]
+    if not cuts:
+        return [(list(h_segments), list(v_segments))]
+    bounds = []
+    start = 0
+    for i in [*cuts, len(lines) - 1]:
+        bounds.append((start, i))
+        start = i + 1
+    parts: list[tuple[list[Segment], list[Segment]]] = []
+    for a, b in bounds:
+        top, bottom = lines[a].pos, lines[b].pos
+        hs = [seg for line in lines[a:b + 1] for seg in line.segments]
+        reach = params.px(params.touch)
+        vs = [c for v in v_segments if (c := _clip(v, top - reach, bottom + reach)) is not None
+              and c.length >= 0.5 * params.px(params.min_v_line)]
+        if b > a and vs:
+            parts.append((hs, vs))
+        elif parts:  # a lone line: the second rule of a double border, keep it with the part above
+            parts[-1][0].extend(hs)
+    return parts or [(list(h_segments), list(v_segments))]
+
+
+def find_tables(rulings: Rulings, params: LayoutParams) -> list[PageTable]:
+    """Every ruled table on the page, top to bottom."""
+    tables = []
+    for hs, vs in group_tables(rulings, params):
+        for part_h, part_v in split_stacked(hs, vs, params):
+            table = build_grid(part_h, part_v, params)
+            if table is not None and table.cells:
+                tables.append(table)
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------- text lines
+
+
+def text_mask(ink: np.ndarray, lines: np.ndarray, params: LayoutParams | None = None) -> np.ndarray:
+    """Ink without ruling lines (widened a little to take their edges) and without isolated specks."""
+    out = cv2.subtract(ink, cv2.dilate(lines, np.ones((5, 5), np.uint8)))
+    return remove_specks(out, params) if params is not None else out
+
+
+def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
+    """Drop blobs smaller than a punctuation mark that sit off every text line (scanner dust, speckle).
+
+    A full stop, comma, colon or decimal point is as small as a speck, but it always sits on a line of
+    text, beside a character: small blobs are kept when a larger blob lies within ~0.8 em to the side
+    and ~0.25 em above or below; the others go.
+    """
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return mask
+    em = params.px(params.em)
+    small = (stats[:, cv2.CC_STAT_WIDTH] <= 0.3 * em) & (stats[:, cv2.CC_STAT_HEIGHT] <= 0.3 * em)
+    small[0] = False
+    if not small.any():
+        return mask
+    big = np.where(small[labels] | (labels == 0), 0, 255).astype(np.uint8)
+    kx, ky = 2 * max(2, round(0.8 * em)) + 1, 2 * max(1, round(0.25 * em)) + 1
+    near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
+    cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, mask.shape[1] - 1)
+    cy = np.clip(np.round(centroids[:, 1]).astype(int), 0, mask.shape[0] - 1)
+    # Salt noise (a pixel or two) goes wherever it is: no punctuation mark is that small.
+    tiny = stats[:, cv2.CC_STAT_AREA] <= max(2, round((0.08 * em) ** 2))
+    drop = small & ((near[cy, cx] == 0) | tiny)
+    if not drop.any():
+        return mask
+    out = mask.copy()
+    out[drop[labels]] = 0
+    return out
+
+
+def _runs(values: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """Index ranges [a, b) where ``values`` is true, runs separated by fewer than ``max_gap`` falses merged."""
+    idx = np.flatnonzero(values)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > max_gap + 1)
+    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+    ends = np.concatenate((idx[breaks], [idx[-1]])) + 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _bands(mask: np.ndarray, params: LayoutParams) -> list[tuple[int, int]]:
+    """Text-line bands (row ranges) of a region's text mask."""
+    em = params.px(params.em)
+    rows = np.asarray(mask.any(axis=1))
+    bands = _runs(rows, max(1, round(0.2 * em)))
+    # A short band right next to another (the strokes of 二/三, a dash, a quote mark) belongs to it.
+    merged: list[tuple[int, int]] = []
+    for a, b in bands:
+        if merged:
+            pa, pb = merged[-1]
+            small = (b - a) < 0.5 * em or (pb - pa) < 0.5 * em
+            if small and a - pb < 0.35 * em and b - pa <= 1.3 * em:
+                merged[-1] = (pa, b)
+                continue
+        merged.append((a, b))
+    return merged
+
+
+def _split_tall(mask: np.ndarray, a: int, b: int, em: float) -> list[tuple[int, int]]:
+    """A band much taller than one line (lines touching after blur) split at its emptiest rows."""
+    height = b - a
+    pitch = 1.45 * em
+    n = round(height / pitch)
+    if height < 1.9 * em or n < 2:
+        return [(a, b)]
+    profile = mask[a:b].sum(axis=1, dtype=np.int64)
+    cuts = []
+    for k in range(1, n):
+        centre = round(k * height / n)
+        lo, hi = max(1, centre - round(0.35 * em)), min(height - 1, centre + round(0.35 * em))
+        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre)
+    edges = [0, *cuts, height]
+    return [(a + edges[i], a + edges[i + 1]) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
+
+
+def _segments_in_band(mask: np.ndarray, a: int, b: int, max_gap: float, params: LayoutParams,
+                      ) -> list[tuple[int, int, int, int]]:
+    """Pieces of one text line separated by wide gaps, as (x0, y0, x1, y1) ink boxes; specks dropped."""
+    band = mask[a:b]
+    speck = 0.25 * params.px(params.em)
+    out = []
+    for x0, x1 in _runs(np.asarray(band.any(axis=0)), max(1, round(max_gap))):
+        piece = band[:, x0:x1]
+        ys = np.flatnonzero(piece.any(axis=1))
+        y0, y1 = a + int(ys[0]), a + int(ys[-1]) + 1
+        if (x1 - x0) < speck and (y1 - y0) < speck:
+            continue
+        if (y1 - y0) < 0.12 * params.px(params.em) and (x1 - x0) > 4 * params.px(params.em):
+            continue  # a stray rule (page edge, underline), not text
+        out.append((x0, y0, x1, y1))
+    return out
+
+
+def cell_text_lines(tmask: np.ndarray, box: BBox, params: LayoutParams) -> list[BBox]:
+    """Boxes of the text lines inside a cell (top to bottom), from the text mask (no ruling lines)."""
+    m = params.px(params.cell_margin)
+    h, w = tmask.shape
+    x0, y0 = max(0, math.ceil(box.x0 + m)), max(0, math.ceil(box.y0 + m))
+    x1, y1 = min(w, math.floor(box.x1 - m)), min(h, math.floor(box.y1 - m))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return []
+    return _lines_in_region(tmask[y0:y1, x0:x0 + (x1 - x0)], x0, y0, params, gap_factor=1.2)
+
+
+def _lines_in_region(region: np.ndarray, ox: int, oy: int, params: LayoutParams, gap_factor: float,
+                     min_height: float = 0.0) -> list[BBox]:
+    em = params.px(params.em)
+    out: list[BBox] = []
+    for a, b in _bands(region, params):
+        for sa, sb in _split_tall(region, a, b, em):
+            gap = gap_factor * max(sb - sa, 0.6 * em)
+            for x0, y0, x1, y1 in _segments_in_band(region, sa, sb, gap, params):
+                if y1 - y0 >= min_height * em:
+                    out.append(BBox(ox + x0, oy + y0, ox + x1, oy + y1))
+    return out
+
+
+def free_text_lines(tmask: np.ndarray, tables: Sequence[PageTable], params: LayoutParams) -> list[BBox]:
+    """Text lines outside every table (title, year line, notes, page numbers), top to bottom."""
+    masked = tmask.copy()
+    pad = params.px(params.touch)
+    h, w = masked.shape
+    for t in tables:
+        b = t.bbox.expand(pad)
+        masked[max(0, int(b.y0)):min(h, int(b.y1) + 1), max(0, int(b.x0)):min(w, int(b.x1) + 1)] = 0
+    # A lone dash or dot outside a table is a mark (rule remnant, dust), not a line of text.
+    return _lines_in_region(masked, 0, 0, params, gap_factor=2.5, min_height=0.35)
+
+
+def is_dash(line: BBox, params: LayoutParams, tmask: np.ndarray | None = None) -> bool:
+    """A text line that is only a short thin solid horizontal bar (a dash, as forms print for "not
+    applicable"). With the text mask, the bar must also be one solid stroke (not "=" or "..")."""
+    em = params.px(params.em)
+    if not (line.height <= 0.3 * em and 0.35 * em <= line.width <= 2.6 * em):
+        return False
+    if tmask is None:
+        return True
+    piece = np.ascontiguousarray(tmask[int(line.y0):math.ceil(line.y1), int(line.x0):math.ceil(line.x1)])
+    if piece.size == 0:
+        return False
+    n, _, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
+    if n <= 1:
+        return False
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    w, h, area = (int(stats[k, i]) for i in (cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT, cv2.CC_STAT_AREA))
+    rest = int(stats[1:, cv2.CC_STAT_AREA].sum()) - area  # specks beside the bar may stay
+    return w >= 0.35 * em and h <= 0.3 * em and w >= 3 * h and area >= 0.5 * w * h and rest <= 0.3 * area
+
+
+def line_crop_box(line: BBox, limit: BBox | None, params: LayoutParams, shape: tuple[int, ...]) -> BBox:
+    """The box to cut for recognition: the ink box with a margin like a detector's, kept inside ``limit``."""
+    em = params.px(params.em)
+    # At least a full line's height around the ink: a lone dash or a row of dots is then read in the
+    # proportions the recogniser was trained on (a 4 px high crop of "—" reads as "_").
+    height = max(line.height, 0.75 * em)
+    pad_y = max(0.15 * em, 0.2 * height)
+    pad_x = max(0.2 * em, 0.3 * height)
+    cy = line.cy
+    box = BBox(line.x0 - pad_x, cy - height / 2 - pad_y, line.x1 + pad_x, cy + height / 2 + pad_y)
+    if limit is not None:
+        box = BBox(max(box.x0, limit.x0), max(box.y0, limit.y0), min(box.x1, limit.x1), min(box.y1, limit.y1))
+    return BBox(max(0.0, box.x0), max(0.0, box.y0), min(float(shape[1]), box.x1), min(float(shape[0]), box.y1))
+
+
+def cell_text_box(cell: GridCell, params: LayoutParams) -> BBox:
+    m = params.px(params.cell_margin)
+    return BBox(cell.bbox.x0 + m * 0.5, cell.bbox.y0 + m * 0.5, cell.bbox.x1 - m * 0.5, cell.bbox.y1 - m * 0.5)
+
+
+# ---------------------------------------------------------------------------------------------- words
+
+
+def _char_weight(ch: str) -> float:
+    return 1.0 if ord(ch) > 0x2E7F or ch in "“”‘’" else 0.55
+
+
+def split_word(word: Word, cuts: Sequence[float]) -> list[Word]:
+    """Split a word at x positions ``cuts`` (cell borders), estimating where each character sits.
+
+    CJK characters are one em wide, Latin letters and digits about half; the split keeps every
+    character on the side of the cut its estimated centre is on.
+    """
+    text = word.text
+    inner = sorted(c for c in cuts if word.bbox.x0 < c < word.bbox.x1)
+    if not inner or not text:
+        return [word]
+    weights = [_char_weight(ch) for ch in text]
+    total = sum(weights) or 1.0
+    scale = word.bbox.width / total
+    pieces: list[list[tuple[str, float, float]]] = [[] for _ in range(len(inner) + 1)]
+    x = word.bbox.x0
+    for ch, wgt in zip(text, weights, strict=True):
+        left, right = x, x + wgt * scale
+        centre = (left + right) / 2
+        slot = sum(1 for c in inner if centre > c)
+        pieces[slot].append((ch, left, right))
+        x = right
+    out = []
+    for piece in pieces:
+        content = "".join(p[0] for p in piece).strip()
+        if not content:
+            continue
+        box = BBox(piece[0][1], word.bbox.y0, piece[-1][2], word.bbox.y1)
+        out.append(Word(content, box, word.confidence))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Words per cell (keyed by ``(table index, cell index)``) and the words outside every table."""
+
+    cells: dict[tuple[int, int], list[Word]] = field(default_factory=dict)
+    free: list[Word] = field(default_factory=list)
+
+
+def _locate(box: BBox, tables: Sequence[PageTable]) -> tuple[int, int] | None:
+    cx, cy = box.cx, box.cy
+    for ti, t in enumerate(tables):
+        for ci, c in enumerate(t.cells):
+            if c.bbox.x0 <= cx <= c.bbox.x1 and c.bbox.y0 <= cy <= c.bbox.y1:
+                return ti, ci
+    return None
+
+
+def assign_words(words: Iterable[Word], tables: Sequence[PageTable]) -> Assignment:
+    """Each word to the cell holding it; a word over a vertical cell border is split there."""
+    result = Assignment()
+    for word in words:
+        hit = _locate(word.bbox, tables)
+        pieces = [word]
+        # borders of the cells the word overlaps, in the row band of its centre
+        cuts: list[float] = []
+        for t in tables:
+            for c in t.cells:
+                if c.bbox.y0 <= word.bbox.cy <= c.bbox.y1 and c.bbox.x0 < word.bbox.x1 and c.bbox.x1 > word.bbox.x0:
+                    cuts.extend([c.bbox.x0, c.bbox.x1])
+        if cuts:
+            pieces = split_word(word, cuts)
+        for piece in pieces:
+            hit = _locate(piece.bbox, tables)
+            if hit is None:
+                result.free.append(piece)
+            else:
+                result.cells.setdefault(hit, []).append(piece)
+    return result
+
+
+def group_lines(words: Iterable[Word]) -> list[list[Word]]:
+    """Words grouped into text lines (vertical overlap), lines top to bottom, words left to right."""
+    lines: list[list[Word]] = []
+    for word in sorted(words, key=lambda w: (w.bbox.cy, w.bbox.x0)):
+        for line in lines:
+            ref = line[-1].bbox
+            overlap = min(ref.y1, word.bbox.y1) - max(ref.y0, word.bbox.y0)
+            if overlap > 0.5 * min(ref.height, word.bbox.height):
+                line.append(word)
+                break
+        else:
+            lines.append([word])
+    for line in lines:
+        line.sort(key=lambda w: w.bbox.x0)
+    lines.sort(key=lambda ln: min(w.bbox.y0 for w in ln))
+    return lines
+
+
+def _join_pair(left: str, right: str) -> str:
+    # Wrapped Chinese text and numbers join without a space; two Latin words keep one.
+    if left and right and left[-1].isascii() and left[-1].isalpha() and right[0].isascii() and right[0].isalpha():
+        return left + " " + right
+    return left + right
+
+
+def join_text(lines: Sequence[Sequence[Word]] | Sequence[Word]) -> str:
+    """Text of a cell from its lines in reading order, without wrap spaces between Chinese characters."""
+    text = ""
+    for line in lines:
+        part = " ".join(w.text for w in line) if not isinstance(line, Word) else line.text
+        text = _join_pair(text, clean_cell_text(part))
+    return clean_cell_text(text)
+
+
+def free_lines_from_words(words: Iterable[Word], params: LayoutParams) -> list[Word]:
+    """Words outside tables joined into one Word per text line (pieces far apart on a line stay apart)."""
+    out: list[Word] = []
+    gap = 2.5 * params.px(params.em)
+    for line in group_lines(words):
+        run: list[Word] = []
+        for w in line:
+            if run and w.bbox.x0 - run[-1].bbox.x1 > gap:
+                out.append(_merge_run(run))
+                run = []
+            run.append(w)
+        if run:
+            out.append(_merge_run(run))
+    return out
+
+
+def _merge_run(run: Sequence[Word]) -> Word:
+    box = BBox.enclosing(w.bbox for w in run)
+    assert box is not None
+    return Word(clean_cell_text(" ".join(w.text for w in run)), box, min(w.confidence for w in run))
+
+
+# ---------------------------------------------------------------------------------------------- columns
+
+
+def unify_columns(tables: Sequence[Sequence[float]], tol: float = 0.008) -> tuple[tuple[float, ...], list[list[int]]]:
+    """One document-wide column grid from each table's column lines (as fractions of its width).
+
+    Returns the edges (fractions, 0.0 and 1.0 included) and, per table, the edge index of each of its
+    column lines. Lines of different tables within ``tol`` are one edge; two lines of one table never are.
+    """
+    points = sorted((float(f), ti, li) for ti, fr in enumerate(tables) for li, f in enumerate(fr))
+    if not points:
+        return (0.0, 1.0), [[] for _ in tables]
+    clusters: list[list[tuple[float, int, int]]] = []
+    for p in points:
+        if clusters and p[0] - clusters[-1][-1][0] <= tol and all(q[1] != p[1] for q in clusters[-1]):
+            clusters[-1].append(p)
+        else:
+            clusters.append([p])
+    edges = [float(np.mean([q[0] for q in c])) for c in clusters]
+    # outer borders are 0 and 1 by construction; keep them exact
+    edges[0], edges[-1] = 0.0, 1.0 if len(edges) > 1 else edges[-1]
+    maps: list[list[int]] = [[0] * len(fr) for fr in tables]
+    for k, c in enumerate(clusters):
+        for _, ti, li in c:
+            maps[ti][li] = k
+    return tuple(edges), maps

@@ -1,0 +1,441 @@
+"""The scan reading path: page images -> one logical :class:`~pipeline.datamodel.Table` per document.
+
+Per page (pages are streamed; only the page's text and geometry are kept, never its image):
+
+1. prepare the image (:func:`pipeline.imaging.prepare_page`): seal-free gray, ink mask, upright (0/90
+   from text geometry), deskewed;
+2. ruling lines -> table grids with spans (:mod:`pipeline.layout`);
+3. text: with a PDF text layer, its words; else, if the engine can read line crops
+   (:class:`LineRecognizer`, e.g. RapidOCR), the text lines found inside each cell and outside the
+   tables are recognised directly (no full-page detection); else the engine's full-page
+   ``recognize`` and the words are assigned to cells. An upside-down page is caught by OCR
+   confidence (a sample of lines read both ways) and prepared again turned by 180 degrees;
+4. cells get their text (reading order, no wrap spaces between Chinese characters), confidence and
+   words; every box is mapped back to the pixels of the page image *as given*.
+
+Then the document: all tables' column lines (as fractions of each table's width) are clustered into one
+column grid (``Table.col_edges``); rows are numbered through the document in reading order, each page's
+free text lines (title, year, notes) as one-cell ``ruled=False`` rows placed by their height on the
+page. Rows split by a page break and merged cells that continue on the next page are left as printed:
+joining them needs to know which columns hold values, which is the form profile's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.datamodel import BBox, Cell, Issue, PageImage, SourceKind, Table, Word
+from pipeline.imaging import PageTransform, PreparedPage, ocr_crop, prepare_page, upright_image
+from pipeline.layout import (
+    GridCell,
+    LayoutParams,
+    PageTable,
+    assign_words,
+    cell_text_box,
+    cell_text_lines,
+    detect_rulings,
+    find_tables,
+    free_lines_from_words,
+    free_text_lines,
+    group_lines,
+    is_dash,
+    join_text,
+    line_crop_box,
+    text_mask,
+    unify_columns,
+)
+from pipeline.ocr.base import OcrEngine
+from pipeline.text import clean_cell_text
+
+# A cell holding nothing but a short thin horizontal bar holds a dash ("not applicable"); recognisers
+# read such a bar as 一, _ or nothing at all, so it is read from its shape instead.
+DASH = "—"
+DASH_CONFIDENCE = 0.95
+# Average confidence of a page's sample lines under which the page may be upside down (upright pages of
+# the shared scans score 0.91-0.999, the same lines upside down far less).
+UPRIGHT_CONFIDENCE = 0.80
+ORIENTATION_SAMPLE = 8
+
+
+@runtime_checkable
+class LineRecognizer(Protocol):
+    """An engine that can read text-line crops it did not detect itself (RapidOcrEngine can)."""
+
+    def recognize_lines(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    """What happened to one page. ``transform`` maps original pixels to the prepared (upright,
+    deskewed) image the reader worked on; every box in the Table is in original pixels."""
+
+    number: int
+    size: tuple[int, int]  # (width, height) of the page image as given
+    rotation: int  # clockwise quarter turn applied (0/90/180/270)
+    deskew: float  # degrees (counter-clockwise) applied after the turn
+    ocr_seconds: float  # wall time inside the OCR engine
+    other_seconds: float  # wall time of everything else on this page (preparation, layout, assembly)
+    ocr_cpu_seconds: float  # the same as CPU time of this process (all threads)
+    other_cpu_seconds: float
+    n_words: int  # text lines / words read on the page
+    n_tables: int
+    n_rows: int
+    source: SourceKind
+    transform: PageTransform
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    table: Table
+    pages: tuple[PageInfo, ...] = ()
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def ocr_seconds(self) -> float:
+        return sum(p.ocr_seconds for p in self.pages)
+
+    @property
+    def other_seconds(self) -> float:
+        return sum(p.other_seconds for p in self.pages)
+
+
+# ------------------------------------------------------------------------------------------------ per page
+
+
+@dataclass(frozen=True, slots=True)
+class TextCell:
+    """A grid cell of one page with what was read in it (``words`` in original page pixels)."""
+
+    grid: GridCell
+    text: str
+    confidence: float
+    words: tuple[Word, ...]  # original pixels
+
+
+@dataclass(frozen=True, slots=True)
+class PageTableText:
+    """A page table with its cells' text; ``fractions`` are its column lines as shares of its width."""
+
+    table: PageTable
+    cells: tuple[TextCell, ...]
+    fractions: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageLayout:
+    """One page read: its tables (grid geometry in the prepared frame of ``transform``) with the text of
+    each cell, and its free text lines (words in original page pixels)."""
+
+    number: int
+    tables: tuple[PageTableText, ...]
+    free: tuple[Word, ...]  # original pixels
+    transform: PageTransform
+    n_words: int
+    source: SourceKind
+
+
+@dataclass
+class OcrClock:
+    """Time spent inside the OCR engine: wall clock and CPU (CPU is steadier on a busy machine)."""
+
+    ocr: float = 0.0
+    ocr_cpu: float = 0.0
+
+    def add(self, wall: float, cpu: float) -> None:
+        self.ocr += wall
+        self.ocr_cpu += cpu
+
+
+def _word_to_original(word: Word, transform: PageTransform) -> Word:
+    return Word(word.text, transform.box_to_original(word.bbox), word.confidence)
+
+
+def _read_lines(engine: LineRecognizer, crops: Sequence[np.ndarray], clock: OcrClock) -> list[tuple[str, float]]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = engine.recognize_lines(crops) if crops else []
+    clock.add(time.perf_counter() - t0, time.process_time() - c0)
+    return out
+
+
+def _upright_score(results: Sequence[tuple[str, float]]) -> float:
+    scored = [conf for text, conf in results if text.strip()]
+    return float(np.mean(scored)) if scored else 0.0
+
+
+def _cells_from_words(tables: Sequence[PageTable], per_cell: Sequence[Sequence[Word]],
+                      transform: PageTransform) -> list[PageTableText]:
+    out = []
+    k = 0
+    for t in tables:
+        cells = []
+        for c in t.cells:
+            words = [w for w in per_cell[k] if w.text.strip()]
+            k += 1
+            text = join_text(group_lines(words))
+            conf = min((w.confidence for w in words), default=1.0)
+            cells.append(TextCell(c, text, conf, tuple(_word_to_original(w, transform) for w in words)))
+        out.append(PageTableText(t, tuple(cells), t.col_fractions()))
+    return out
+
+
+@contextlib.contextmanager
+def _opencv_single_thread() -> Iterator[None]:
+    """OpenCV on one thread while a page is read, restored after.
+
+    The page's images are small once shrunk to the working resolution, and OpenCV's thread pool then
+    costs more than it gains (measured: 0.19 vs 0.27 s CPU per page); ONNX Runtime has its own threads.
+    """
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def read_page(page: PageImage, engine: OcrEngine | None, params: LayoutParams | None = None,
+              rotation: int | None = None) -> tuple[PageLayout, OcrClock]:
+    """Read one page. Returns the layout and the time spent inside the OCR engine.
+
+    ``rotation`` forces the clockwise quarter turn (None: decided from the page).
+    """
+    with _opencv_single_thread():
+        return _read_page(page, engine, params, rotation)
+
+
+def _read_page(page: PageImage, engine: OcrEngine | None, params: LayoutParams | None,
+               rotation: int | None) -> tuple[PageLayout, OcrClock]:
+    dpi = float(page.dpi or 300.0)
+    clock = OcrClock()
+    if page.text_words is not None:
+        # Text-layer pages come from a PDF renderer: upright by construction (pdfium applies /Rotate).
+        prepared = prepare_page(page.image, dpi, rotation=0 if rotation is None else rotation)
+        params = replace(params or LayoutParams(), dpi=prepared.work_dpi)
+        return _layout_from_words(page.number, prepared, params, page.text_words, SourceKind.TEXT_LAYER), clock
+    if engine is None:
+        raise ValueError(f"page {page.number} has no text layer and no OCR engine was given")
+    prepared = prepare_page(page.image, dpi, rotation=rotation)
+    params = replace(params or LayoutParams(), dpi=prepared.work_dpi)
+    if isinstance(engine, LineRecognizer):
+        layout = _read_with_lines(page, prepared, params, engine, clock, rotation is not None)
+    else:
+        layout = _read_full_page(page, prepared, params, engine, clock, rotation is not None)
+    return layout, clock
+
+
+def _turned_over(page: PageImage, prepared: PreparedPage, params: LayoutParams, engine: OcrEngine,
+                 clock: OcrClock) -> PageLayout:
+    turn = (prepared.transform.rotation + 180) % 360
+    layout, inner = _read_page(page, engine, params, rotation=turn)
+    clock.add(inner.ocr, inner.ocr_cpu)
+    return layout
+
+
+def _read_with_lines(page: PageImage, prepared: PreparedPage, params: LayoutParams, engine: LineRecognizer,
+                     clock: OcrClock, rotation_fixed: bool) -> PageLayout:
+    rulings, lines_mask = detect_rulings(prepared.ink, params)
+    tables = find_tables(rulings, params)
+    tmask = text_mask(prepared.ink, lines_mask, params)
+    shape = prepared.ink.shape
+    cells = [c for t in tables for c in t.cells]
+    jobs: list[tuple[int, BBox, BBox]] = []  # (cell index or -1 for free text, line box, crop box)
+    dashes: list[tuple[int, BBox]] = []
+    for ci, cell in enumerate(cells):
+        limit = cell_text_box(cell, params)
+        boxes = cell_text_lines(tmask, cell.bbox, params)
+        if len(boxes) == 1 and is_dash(boxes[0], params, tmask):
+            dashes.append((ci, boxes[0]))
+            continue
+        jobs.extend((ci, b, line_crop_box(b, limit, params, shape)) for b in boxes)
+    jobs.extend((-1, b, line_crop_box(b, None, params, shape)) for b in free_text_lines(tmask, tables, params))
+    crops = [ocr_crop(prepared, box) for _, _, box in jobs]
+
+    # Orientation: read a sample of the widest lines first; a low score means try the page turned over.
+    order = sorted(range(len(crops)), key=lambda i: -crops[i].shape[1])
+    sample = order[:ORIENTATION_SAMPLE]
+    results: dict[int, tuple[str, float]] = {}
+    first = _read_lines(engine, [crops[i] for i in sample], clock)
+    if not rotation_fixed and sample and _upright_score(first) < UPRIGHT_CONFIDENCE:
+        flipped = _read_lines(engine, [np.ascontiguousarray(crops[i][::-1, ::-1]) for i in sample], clock)
+        if _upright_score(flipped) > _upright_score(first) + 0.1:
+            return _turned_over(page, prepared, params, engine, clock)  # type: ignore[arg-type]
+    results.update(zip(sample, first, strict=True))
+    rest = order[ORIENTATION_SAMPLE:]
+    results.update(zip(rest, _read_lines(engine, [crops[i] for i in rest], clock), strict=True))
+
+    cell_words: list[list[Word]] = [[] for _ in cells]
+    for ci, line in dashes:
+        cell_words[ci].append(Word(DASH, line, DASH_CONFIDENCE))
+    free_words: list[Word] = []
+    for i, (ci, line, _) in enumerate(jobs):
+        text, conf = results[i]
+        text = clean_cell_text(text)
+        if not text:
+            continue
+        word = Word(text, line, float(conf))
+        if ci >= 0:
+            cell_words[ci].append(word)
+        else:
+            free_words.append(_word_to_original(word, prepared.transform))
+    n_words = sum(len(w) for w in cell_words) + len(free_words)
+    return PageLayout(page.number, tuple(_cells_from_words(tables, cell_words, prepared.transform)),
+                      tuple(free_words), prepared.transform, n_words, SourceKind.OCR)
+
+
+def _read_full_page(page: PageImage, prepared: PreparedPage, params: LayoutParams, engine: OcrEngine,
+                    clock: OcrClock, rotation_fixed: bool) -> PageLayout:
+    image, upright = upright_image(prepared)
+    t0, c0 = time.perf_counter(), time.process_time()
+    words = engine.recognize(image)
+    clock.add(time.perf_counter() - t0, time.process_time() - c0)
+    score = _upright_score([(w.text, w.confidence) for w in words])
+    if not rotation_fixed and words and score < UPRIGHT_CONFIDENCE:
+        t0, c0 = time.perf_counter(), time.process_time()
+        flipped = engine.recognize(np.ascontiguousarray(image[::-1, ::-1]))
+        clock.add(time.perf_counter() - t0, time.process_time() - c0)
+        if _upright_score([(w.text, w.confidence) for w in flipped]) > score + 0.1:
+            return _turned_over(page, prepared, params, engine, clock)
+    del image
+    # engine boxes are in the upright full-resolution image: back to the original, then to the work frame
+    original = [Word(w.text, upright.box_to_original(w.bbox), w.confidence) for w in words]
+    return _layout_from_words(page.number, prepared, params, original, SourceKind.OCR)
+
+
+def _layout_from_words(number: int, prepared: PreparedPage, params: LayoutParams, words: Iterable[Word],
+                       source: SourceKind) -> PageLayout:
+    """Layout of a page whose words are known (text layer, full-page OCR), words in original pixels."""
+    rulings, _ = detect_rulings(prepared.ink, params)
+    tables = find_tables(rulings, params)
+    transform = prepared.transform
+    local = [Word(w.text, transform.box_to_prepared(w.bbox), w.confidence) for w in words]
+    assignment = assign_words(local, tables)
+    per_cell: list[list[Word]] = []
+    for ti, t in enumerate(tables):
+        for ci in range(len(t.cells)):
+            per_cell.append(assignment.cells.get((ti, ci), []))
+    free = [_word_to_original(w, transform) for w in free_lines_from_words(assignment.free, params)]
+    return PageLayout(number, tuple(_cells_from_words(tables, per_cell, transform)), tuple(free), transform,
+                      len(local), source)
+
+
+# ------------------------------------------------------------------------------------------------ document
+
+
+def _page_rows(layout: PageLayout) -> list[tuple[float, str, int, int]]:
+    """Row items of a page in reading order: (y, kind, index, sub-row); kind 't' table row, 'f' free line."""
+    items: list[tuple[float, str, int, int]] = []
+    spans = []
+    for ti, t in enumerate(layout.tables):
+        top, bottom = t.table.rows[0].pos, t.table.rows[-1].pos
+        spans.append((top, bottom))
+        items.extend((t.table.rows[r].pos + 1e-3 * r, "t", ti, r) for r in range(t.table.n_rows))
+    inverse = layout.transform
+    for fi, w in enumerate(layout.free):
+        y = inverse.box_to_prepared(w.bbox).cy
+        for top, bottom in spans:
+            if top <= y <= bottom:  # beside a table: after it, never between its rows (spans stay intact)
+                y = bottom + 1e-3
+        items.append((y, "f", fi, 0))
+    items.sort(key=lambda it: (it[0], it[1] == "t"))
+    return items
+
+
+def assemble(pages: Sequence[PageLayout]) -> tuple[Table, list[int]]:
+    """The document table from page layouts; also returns the number of rows per page."""
+    fractions = [t.fractions for p in pages for t in p.tables]
+    edges, maps = unify_columns(fractions)
+    n_cols = max(1, len(edges) - 1)
+    cells: list[Cell] = []
+    row_pages: list[int] = []
+    rows_per_page: list[int] = []
+    table_k = 0
+    kinds = {p.source for p in pages}
+    for page in pages:
+        start = len(row_pages)
+        row_of: dict[tuple[int, int], int] = {}
+        page_maps = maps[table_k:table_k + len(page.tables)]
+        table_k += len(page.tables)
+        for _, kind, index, sub in _page_rows(page):
+            row = len(row_pages)
+            row_pages.append(page.number)
+            if kind == "f":
+                w = page.free[index]
+                cells.append(Cell(row=row, col=0, text=w.text, row_span=1, col_span=n_cols, bbox=w.bbox,
+                                  confidence=w.confidence, page=page.number, ruled=False, words=(w,)))
+            else:
+                row_of[(index, sub)] = row
+        for ti, t in enumerate(page.tables):
+            cmap = page_maps[ti]
+            for tc in t.cells:
+                g = tc.grid
+                r0 = row_of[(ti, g.row)]
+                r1 = row_of[(ti, g.last_row)]
+                c0, c1 = cmap[g.col], cmap[g.col + g.col_span]
+                cells.append(Cell(row=r0, col=c0, text=tc.text, row_span=r1 - r0 + 1, col_span=max(1, c1 - c0),
+                                  bbox=page.transform.box_to_original(g.bbox), confidence=tc.confidence,
+                                  page=page.number, ruled=True, words=tc.words))
+        rows_per_page.append(len(row_pages) - start)
+    cells.sort(key=lambda c: (c.row, c.col))
+    kind = SourceKind.TEXT_LAYER if kinds == {SourceKind.TEXT_LAYER} else SourceKind.OCR
+    table = Table(cells=tuple(cells), n_rows=len(row_pages), n_cols=n_cols, row_pages=tuple(row_pages), kind=kind,
+                  col_edges=tuple(round(e, 5) for e in edges))
+    return table, rows_per_page
+
+
+def read_pages(pages: Iterable[PageImage], engine: OcrEngine | None, params: LayoutParams | None = None) -> ScanResult:
+    """Read a document's pages (streamed, one image at a time) into one logical table.
+
+    ``engine`` may be None when every page has a text layer. Pages without any ruled table are listed in
+    ``issues`` (code ``page_without_table``); their text is kept as free-text rows.
+    """
+    layouts: list[PageLayout] = []
+    timings: list[tuple[float, float, float, float]] = []  # ocr wall, other wall, ocr cpu, other cpu
+    issues: list[Issue] = []
+    sizes: list[tuple[int, int]] = []
+    for page in pages:
+        t0, c0 = time.perf_counter(), time.process_time()
+        layout, clock = read_page(page, engine, params)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        h, w = page.image.shape[:2]
+        sizes.append((int(w), int(h)))
+        layouts.append(layout)
+        timings.append((clock.ocr, wall - clock.ocr, clock.ocr_cpu, cpu - clock.ocr_cpu))
+        if not layout.tables:
+            issues.append(Issue("page_without_table", f"page {page.number} has no ruled table"
+                                + (" (only free text)" if layout.free else " and no text")))
+        del page  # the image is not kept: only text and geometry travel on
+    t0, c0 = time.perf_counter(), time.process_time()
+    table, rows_per_page = assemble(layouts)
+    share = (time.perf_counter() - t0) / max(1, len(layouts))
+    share_cpu = (time.process_time() - c0) / max(1, len(layouts))
+    page_infos = tuple(
+        PageInfo(number=layout.number, size=size, rotation=layout.transform.rotation, deskew=layout.transform.angle,
+                 ocr_seconds=ocr, other_seconds=other + share, ocr_cpu_seconds=ocr_cpu,
+                 other_cpu_seconds=other_cpu + share_cpu, n_words=layout.n_words, n_tables=len(layout.tables),
+                 n_rows=n_rows, source=layout.source, transform=layout.transform)
+        for layout, (ocr, other, ocr_cpu, other_cpu), size, n_rows in zip(layouts, timings, sizes, rows_per_page,
+                                                                           strict=True))
+    return ScanResult(table=table, pages=page_infos, issues=tuple(issues))
+
+
+def format_table(table: Table) -> str:
+    """A plain-text dump of a table: one line per row, cells as ``col+span:text`` (``~`` marks free text)."""
+    lines = [f"# kind={table.kind.value} rows={table.n_rows} cols={table.n_cols} "
+             f"col_edges={[round(e, 3) for e in table.col_edges]}"]
+    for r, row in enumerate(table.rows()):
+        page = table.row_pages[r] if r < len(table.row_pages) else "?"
+        parts = []
+        for c in row:
+            mark = "" if c.ruled else "~"
+            span = f"+{c.col_span}" + (f"x{c.row_span}" if c.row_span > 1 else "")
+            parts.append(f"{mark}{c.col}{span}:{c.text}")
+        lines.append(f"p{page} r{r:03d} | " + " | ".join(parts))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,383 @@
+"""Layout and page preparation: ruling lines -> grids with spans, text lines, words to cells.
+
+Per-step tests run on small JSON fixtures (tests/data/layout: rulings in, cells out, img2table style) and
+on synthetic images; a few run on real pages of ../shared/scans (no OCR: the words come from the cache
+in tests/data/ocr_cache, made by tests/data/make_ocr_cache.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline import imaging, layout
+from pipeline.datamodel import BBox, PageImage, Word
+from pipeline.layout import LayoutParams, Rulings, Segment
+
+DATA = Path(__file__).resolve().parent / "data"
+SCANS = Path(os.environ.get("FORMRESCUE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "scans"
+needs_scans = pytest.mark.skipif(not (SCANS / "clean-20-000.pdf").exists(), reason="../shared/scans not present")
+
+
+@functools.lru_cache(maxsize=3)
+def page_image(doc: str, number: int) -> np.ndarray:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(SCANS / f"{doc}.pdf"))
+    try:
+        return np.asarray(pdf[number - 1].render(scale=300 / 72).to_pil().convert("RGB"))
+    finally:
+        pdf.close()
+
+
+def cached_words(doc: str, number: int) -> tuple[Word, ...]:
+    data = json.loads((DATA / "ocr_cache" / f"{doc}-p{number}.json").read_text(encoding="utf-8"))
+    return tuple(Word(w["text"], BBox.from_list(w["bbox"]), float(w["confidence"])) for w in data["words"])
+
+
+def grid_of(image: np.ndarray, **kwargs: object) -> tuple[imaging.PreparedPage, list[layout.PageTable]]:
+    page = imaging.prepare_page(image, 300.0, **kwargs)  # type: ignore[arg-type]
+    params = LayoutParams(dpi=page.work_dpi)
+    rulings, _ = layout.detect_rulings(page.ink, params)
+    return page, layout.find_tables(rulings, params)
+
+
+def structure(tables: list[layout.PageTable]) -> list[list[tuple[int, int, int, int]]]:
+    return [sorted((c.row, c.col, c.row_span, c.col_span) for c in t.cells) for t in tables]
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.mark.parametrize("path", sorted((DATA / "layout").glob("*.json")), ids=lambda p: p.stem)
+def test_rulings_fixture_give_expected_cells(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    params = LayoutParams(dpi=float(data["dpi"]))
+    tables = layout.find_tables(Rulings.from_dict(data["rulings"]), params)
+    got = [{"n_rows": t.n_rows, "n_cols": t.n_cols, "cells": [list(c) for c in s]}
+           for t, s in zip(tables, structure(tables), strict=True)]
+    expected = [{**e, "cells": sorted(e["cells"])} for e in data["expected"]]
+    assert got == expected, data.get("note", "")
+
+
+def test_every_grid_position_is_covered_once() -> None:
+    data = json.loads((DATA / "layout" / "grid_merged.json").read_text(encoding="utf-8"))
+    (table,) = layout.find_tables(Rulings.from_dict(data["rulings"]), LayoutParams(dpi=150))
+    covered = [(r, c) for cell in table.cells for r in range(cell.row, cell.last_row + 1)
+               for c in range(cell.col, cell.last_col + 1)]
+    assert sorted(covered) == [(r, c) for r in range(table.n_rows) for c in range(table.n_cols)]
+
+
+def test_merged_cell_box_spans_its_rows() -> None:
+    data = json.loads((DATA / "layout" / "grid_merged.json").read_text(encoding="utf-8"))
+    (table,) = layout.find_tables(Rulings.from_dict(data["rulings"]), LayoutParams(dpi=150))
+    label = next(c for c in table.cells if (c.row, c.col) == (0, 0))
+    assert (label.row_span, label.col_span) == (2, 1)
+    assert label.bbox.y0 == pytest.approx(100, abs=1) and label.bbox.y1 == pytest.approx(220, abs=1)
+
+
+# ------------------------------------------------------------------------------------------- segments
+
+
+def test_merge_collinear_joins_a_broken_line_but_not_parallel_ones() -> None:
+    pieces = [Segment(100, 50, 300, 50, True), Segment(315, 50.5, 600, 51, True), Segment(100, 80, 600, 80, True)]
+    merged = layout.merge_collinear(pieces, LayoutParams(dpi=150))
+    assert sorted((round(s.start), round(s.end), round(s.pos)) for s in merged) == [(100, 600, 50), (100, 600, 80)]
+
+
+def test_detect_rulings_on_a_drawn_grid_with_a_gap_and_text() -> None:
+    ink = np.zeros((400, 700), np.uint8)
+    for y in (50, 150, 250, 350):
+        cv2.line(ink, (50, y), (650, y), 255, 2)
+    for x in (50, 350, 650):
+        cv2.line(ink, (x, 50), (x, 350), 255, 2)
+    ink[150:152, 200:206] = 0  # a pin hole in a rule
+    cv2.rectangle(ink, (80, 80), (100, 100), 255, -1)  # a "character"
+    params = LayoutParams(dpi=150)
+    rulings, mask = layout.detect_rulings(ink, params)
+    (table,) = layout.find_tables(rulings, params)
+    assert (table.n_rows, table.n_cols, len(table.cells)) == (3, 2, 6)
+    assert mask[90, 90] == 0  # the character is not a line
+
+
+def test_trace_extends_a_stepped_line_to_the_border() -> None:
+    ink = np.zeros((200, 600), np.uint8)
+    ink[100:102, 20:60] = 255  # a short stretch one pixel higher than the rest (a thin sloped line)
+    ink[101:103, 60:580] = 255
+    ink[20:180, 20:22] = 255
+    ink[20:180, 578:580] = 255
+    params = LayoutParams(dpi=150)
+    rulings, _ = layout.detect_rulings(ink, params)
+    line = max(rulings.horizontal, key=lambda s: s.length)
+    assert line.start <= 22
+
+
+# ------------------------------------------------------------------------------------------- text lines
+
+
+def _blocks(mask: np.ndarray, x: int, y: int, n: int, size: int = 22, gap: int = 3) -> None:
+    for k in range(n):
+        x0 = x + k * (size + gap)
+        mask[y:y + size, x0:x0 + size] = 255
+
+
+def test_cell_text_lines_finds_each_line_and_ignores_specks() -> None:
+    params = LayoutParams(dpi=150)
+    mask = np.zeros((200, 400), np.uint8)
+    _blocks(mask, 30, 30, 8)
+    _blocks(mask, 30, 65, 3)
+    mask[150:153, 300:303] = 255  # dust far from any text
+    mask = layout.remove_specks(mask, params)
+    lines = layout.cell_text_lines(mask, BBox(10, 10, 390, 190), params)
+    assert [(round(b.y0), round(b.x0), round(b.x1)) for b in lines] == [(30, 30, 227), (65, 30, 102)]
+
+
+def test_remove_specks_keeps_punctuation_beside_text() -> None:
+    params = LayoutParams(dpi=150)
+    mask = np.zeros((100, 300), np.uint8)
+    _blocks(mask, 20, 30, 2)
+    mask[48:52, 72:76] = 255  # a full stop at the foot of the line
+    mask[5:9, 200:204] = 255  # a speck off the line
+    mask[40, 120] = 255  # one pixel of salt noise near the text
+    out = layout.remove_specks(mask, params)
+    assert out[50, 74] == 255 and out[7, 202] == 0 and out[40, 120] == 0
+
+
+def test_is_dash_tells_a_dash_from_an_equals_sign() -> None:
+    params = LayoutParams(dpi=150)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[20:22, 10:32] = 255
+    assert layout.is_dash(BBox(10, 20, 32, 22), params, mask)
+    mask[25:27, 10:32] = 255  # a second bar under it
+    assert not layout.is_dash(BBox(10, 20, 32, 27), params, mask)
+    assert not layout.is_dash(BBox(10, 10, 32, 30), params)  # too tall to be a dash
+
+
+# ------------------------------------------------------------------------------------------- words
+
+
+def test_split_word_at_a_cell_border() -> None:
+    word = Word("上海市松江区实施单位", BBox(0, 0, 100, 10), 0.9)
+    left, right = layout.split_word(word, [60])
+    assert (left.text, right.text) == ("上海市松江区", "实施单位")
+    assert left.bbox.x1 == pytest.approx(60) and right.confidence == 0.9
+
+
+def test_assign_words_to_cells_and_free_text() -> None:
+    data = json.loads((DATA / "layout" / "grid_simple.json").read_text(encoding="utf-8"))
+    tables = layout.find_tables(Rulings.from_dict(data["rulings"]), LayoutParams(dpi=150))
+    words = [Word("标题", BBox(300, 40, 400, 60)), Word("甲", BBox(150, 120, 170, 140)),
+             Word("乙丙", BBox(280, 180, 320, 200))]  # the last one straddles the border at x=300
+    result = layout.assign_words(words, tables)
+    texts = {tables[0].cells[ci].row * 3 + tables[0].cells[ci].col: [w.text for w in ws]
+             for (_, ci), ws in result.cells.items()}
+    assert texts == {0: ["甲"], 3: ["乙"], 4: ["丙"]}
+    assert [w.text for w in result.free] == ["标题"]
+
+
+def test_join_text_reads_lines_in_order_without_wrap_spaces() -> None:
+    lines = layout.group_lines([Word("满足15000 人同时", BBox(0, 40, 100, 60)),
+                                Word("“G60 科创云”能", BBox(0, 10, 100, 30))])
+    assert layout.join_text(lines) == "“G60科创云”能满足15000人同时"
+    assert layout.join_text([[Word("100", BBox(0, 0, 30, 10))], [Word("%", BBox(0, 12, 10, 22))]]) == "100%"
+    assert layout.join_text([[Word("Shanghai", BBox(0, 0, 30, 10))], [Word("Office", BBox(0, 12, 30, 22))]]) == \
+        "Shanghai Office"
+
+
+def test_free_lines_from_words_keeps_far_apart_pieces_apart() -> None:
+    words = [Word("财政项目", BBox(100, 10, 200, 30)), Word("支出", BBox(205, 10, 250, 30)),
+             Word("第1页", BBox(900, 12, 950, 30))]
+    lines = layout.free_lines_from_words(words, LayoutParams(dpi=150))
+    assert [w.text for w in lines] == ["财政项目支出", "第1页"]
+
+
+# ------------------------------------------------------------------------------------------- columns
+
+
+def test_unify_columns_clusters_lines_of_different_tables() -> None:
+    edges, maps = layout.unify_columns([(0.0, 0.3, 0.6, 1.0), (0.0, 0.302, 0.5, 1.0), (0.0, 0.15, 0.3, 1.0)])
+    assert [round(e, 3) for e in edges] == [0.0, 0.15, 0.301, 0.5, 0.6, 1.0]
+    assert maps == [[0, 2, 4, 5], [0, 2, 3, 5], [0, 1, 2, 5]]
+
+
+def test_unify_columns_never_merges_two_lines_of_one_table() -> None:
+    edges, maps = layout.unify_columns([(0.0, 0.300, 0.305, 1.0)])
+    assert len(edges) == 4 and maps == [[0, 1, 2, 3]]
+
+
+# ------------------------------------------------------------------------------------------- imaging
+
+
+def test_to_rgb_accepts_gray_bool_rgba_and_float() -> None:
+    gray = np.full((4, 5), 200, np.uint8)
+    assert imaging.to_rgb(gray).shape == (4, 5, 3)
+    assert imaging.to_rgb(np.zeros((4, 5), bool))[0, 0].tolist() == [255, 255, 255]
+    assert imaging.to_rgb(np.zeros((4, 5, 4), np.uint8)).shape == (4, 5, 3)
+    assert imaging.to_rgb(np.ones((4, 5, 3), np.float32))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_seal_ink_reads_as_paper_and_black_text_under_it_stays() -> None:
+    page = np.full((200, 200, 3), (240, 238, 232), np.uint8)
+    cv2.putText(page, "8", (60, 140), cv2.FONT_HERSHEY_SIMPLEX, 3, (30, 30, 30), 8)
+    seal = page.copy()
+    cv2.circle(seal, (100, 100), 70, (215, 80, 80), 12)  # red ring, partly over the "8"
+    cv2.circle(seal, (100, 100), 30, (205, 70, 70), -1)
+    seal = np.minimum(page, seal)  # stamp ink multiplies: text under it stays dark
+    ink = imaging.binarize(imaging.flatten_background(imaging.seal_free_gray(seal), 300))
+    text = imaging.binarize(imaging.flatten_background(imaging.seal_free_gray(page), 300))
+    assert (ink > 0).sum() == pytest.approx((text > 0).sum(), rel=0.05)
+
+
+def _page_with_lines(angle: float) -> np.ndarray:
+    img = np.full((1200, 900), 255, np.uint8)
+    for y in range(150, 1100, 90):
+        cv2.line(img, (100, y), (800, y), 0, 3)
+    for x in (100, 400, 800):
+        cv2.line(img, (x, 150), (x, 1050), 0, 3)
+    m = cv2.getRotationMatrix2D((450, 600), angle, 1.0)
+    return cv2.warpAffine(img, m, (900, 1200), borderValue=255)
+
+
+@pytest.mark.parametrize("tilt", [-5.0, -1.3, 0.0, 2.2, 5.0])
+def test_estimate_skew_undoes_a_tilt(tilt: float) -> None:
+    ink = imaging.binarize(_page_with_lines(tilt))
+    assert imaging.estimate_skew(ink, 150) == pytest.approx(-tilt, abs=0.1)
+
+
+def test_page_transform_maps_boxes_both_ways() -> None:
+    for rotation in (0, 90, 180, 270):
+        t = imaging.PageTransform.build(2000, 3000, rotation, 1.5, 0.5)
+        points = np.array([[10.0, 20.0], [1999.0, 2999.0], [1000.0, 5.0]])
+        assert np.allclose(t.to_original(t.to_prepared(points)), points)
+    t = imaging.PageTransform.build(2000, 3000, 90, 0.0, 1.0)
+    assert t.prepared_size == (3000, 2000)
+    assert t.to_prepared(np.array([[0.0, 0.0]])).tolist() == [[3000.0, 0.0]]  # top-left goes top-right
+
+
+def test_crop_cuts_upright_text_from_a_turned_page() -> None:
+    img = np.full((300, 400, 3), 255, np.uint8)
+    img[100:120, 50:150] = 0
+    turned = np.ascontiguousarray(np.rot90(img, 1))  # 90 degrees counter-clockwise
+    page = imaging.prepare_page(turned, 300.0, rotation=90, deskew=False, work_dpi=300.0)
+    piece = imaging.crop(page.source, page.transform, BBox(40, 90, 160, 130))
+    assert piece.shape[:2] == (40, 120)
+    assert piece[15, 60].tolist() == [0, 0, 0] and piece[2, 60].tolist() == [255, 255, 255]
+
+
+def test_text_is_vertical_on_turned_text() -> None:
+    mask = np.zeros((600, 600), np.uint8)
+    for row in range(8):
+        _blocks(mask, 40, 40 + row * 50, 18, size=22, gap=4)
+    assert imaging.text_is_vertical(mask, 150) is False
+    assert imaging.text_is_vertical(np.ascontiguousarray(np.rot90(mask)), 150) is True
+    assert imaging.text_is_vertical(np.zeros((600, 600), np.uint8), 150) is None
+
+
+# ------------------------------------------------------------------------------------------- real pages
+
+
+@needs_scans
+def test_clean_page1_grid_has_the_merged_cells_of_the_form() -> None:
+    from pipeline.scan import read_page
+
+    layout_, _ = read_page(PageImage(1, page_image("clean-20-000", 1), 300.0, cached_words("clean-20-000", 1)), None)
+    project, indicators = (t for t in layout_.tables)
+    assert (project.table.n_rows, indicators.table.n_rows) == (9, 3)
+    by_text = {c.text: c.grid for t in layout_.tables for c in t.cells}
+    funds = next(g for text, g in by_text.items() if text.startswith("项目资金"))
+    assert (funds.row, funds.col, funds.row_span) == (2, 0, 5)  # header row + the 4 fund rows
+    outer = next(g for text, g in by_text.items() if text == "绩效指标")
+    assert (outer.col, outer.row_span) == (0, 3)  # the outer column runs down the whole block
+    assert by_text["产出指标"].row_span == 2 and by_text["数量指标"].row_span == 2
+    texts = set(by_text)
+    assert {"10,580,000.00", "7,862,478.04", "“G60科创云”能满足15000人同时", "=100%"} <= texts
+    assert not any(" " in t and any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in texts if "G60" not in t)
+    assert [w.text for w in layout_.free] == ["财政项目支出绩效自评表", "(2022年度)"]
+
+
+@needs_scans
+def test_notes_page_has_no_table_only_free_lines() -> None:
+    page, tables = grid_of(page_image("clean-20-000", 4))
+    assert tables == []
+    params = LayoutParams(dpi=page.work_dpi)
+    _, mask = layout.detect_rulings(page.ink, params)
+    lines = layout.free_text_lines(layout.text_mask(page.ink, mask, params), tables, params)
+    assert len(lines) == 5
+
+
+@needs_scans
+def test_turned_and_tilted_pages_give_the_same_grid() -> None:
+    image = page_image("clean-20-000", 1)
+    level, upright = grid_of(image)
+    reference = structure(upright)
+    page, turned = grid_of(np.ascontiguousarray(np.rot90(image, 1)))  # scanned sideways
+    assert page.transform.rotation == 90 and structure(turned) == reference
+    _, flipped = grid_of(np.ascontiguousarray(image[::-1, ::-1]), rotation=180)
+    assert structure(flipped) == reference
+    h, w = image.shape[:2]
+    for tilt in (-5.0, 5.0):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), tilt, 1.0)
+        tilted = cv2.warpAffine(image, m, (w, h), borderValue=(255, 255, 255))
+        page, tables = grid_of(tilted)
+        assert page.transform.angle == pytest.approx(level.transform.angle - tilt, abs=0.15)
+        assert structure(tables) == reference
+
+
+@needs_scans
+def test_turned_page_boxes_are_in_the_pixels_of_the_page_as_given() -> None:
+    from pipeline.scan import read_page
+
+    image = page_image("clean-20-000", 1)
+    turned = np.ascontiguousarray(np.rot90(image, 1))
+    h, w = image.shape[:2]
+    words = tuple(Word(x.text, BBox(x.bbox.y0, w - x.bbox.x1, x.bbox.y1, w - x.bbox.x0), x.confidence)
+                  for x in cached_words("clean-20-000", 1))  # the same words, turned with the page
+    upright, _ = read_page(PageImage(1, image, 300.0, cached_words("clean-20-000", 1)), None)
+    result, _ = read_page(PageImage(1, turned, 300.0, words), None, rotation=90)
+    a = next(c for t in upright.tables for c in t.cells if c.text == "10,580,000.00")
+    b = next(c for t in result.tables for c in t.cells if c.text == "10,580,000.00")
+    box_a, box_b = a.words[0].bbox, b.words[0].bbox
+    assert box_b.x0 == pytest.approx(box_a.y0, abs=3) and box_b.y1 == pytest.approx(w - box_a.x0, abs=3)
+    assert math.isclose(h, turned.shape[1])
+
+
+@needs_scans
+def test_seal_over_the_last_rows_breaks_neither_grid_nor_text() -> None:
+    from pipeline.scan import read_page
+
+    fixture = json.loads((DATA / "layout" / "noisy-20-000-p3.json").read_text(encoding="utf-8"))
+    result, _ = read_page(PageImage(3, page_image("noisy-20-000", 3), 300.0, cached_words("noisy-20-000", 3)), None)
+    (table,) = result.tables
+    assert structure([table.table]) == [[tuple(c) for c in fixture["expected"][0]["cells"]]]
+    rows: dict[int, list[str]] = {}
+    for c in table.cells:
+        rows.setdefault(c.grid.row, []).append(c.text)
+    assert rows[10][-5:] == ["有效", "有效", "5", "5", "无"]  # the row under the seal's star
+    assert rows[11][-6:] == ["相关方满意度", ">=85%", ">=85%", "10", "10", "无"]
+
+
+@needs_scans
+def test_gray_binarised_jpeg_damaged_and_speckled_scans_give_the_same_grid() -> None:
+    image = page_image("clean-20-000", 2)
+    _, reference = grid_of(image)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    binarised = gray < 150  # True = ink, as a bilevel TIFF decodes
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 12])
+    assert ok
+    damaged = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    assert damaged is not None
+    speckled = image.copy()
+    rng = np.random.default_rng(7)
+    for x, y in zip(rng.integers(0, image.shape[1] - 8, 3000), rng.integers(0, image.shape[0] - 8, 3000),
+                    strict=True):
+        speckled[y:y + rng.integers(2, 7), x:x + rng.integers(2, 7)] = 40
+    for variant in (gray, binarised, damaged, speckled):
+        _, tables = grid_of(variant)
+        assert structure(tables) == structure(reference)
