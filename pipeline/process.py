@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from pipeline.ingest import (
     sniff_kind,
 )
 from pipeline.normalize import normalize_form
-from pipeline.ocr.base import OcrEngine, get_engine
+from pipeline.ocr.base import OcrEngine, get_engine, lazy_engine
 from pipeline.validate import validate_form
 
 
@@ -65,7 +65,7 @@ class Timer:
         self.timings[name] = self.timings.get(name, 0.0) + seconds
 
 
-def read_table(path: Path, source: str, settings: Settings, engine: Callable[[], OcrEngine], timer: Timer) -> tuple[Table, int, list[Issue]]:
+def read_table(path: Path, source: str, settings: Settings, timer: Timer) -> tuple[Table, int, list[Issue]]:
     """The document's rows as one Table, from a text dump or from page images (OCR or text layer)."""
     head = read_head(path)
     kind = sniff_kind(head)
@@ -90,7 +90,8 @@ def read_table(path: Path, source: str, settings: Settings, engine: Callable[[],
     from pipeline.scan import read_pages
 
     started = time.perf_counter()
-    result = read_pages(_timed(pages, timer), engine())
+    engine = lazy_engine(settings.engine, lambda: shared_engine(settings.engine))
+    result = read_pages(_timed(pages, timer), engine)
     timer.add("scan_total", time.perf_counter() - started)
     for page in result.pages:
         timer.add("ocr", page.ocr_seconds)
@@ -147,7 +148,7 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
 
 def _process(path: Path, source: str, settings: Settings, doc_id: str, timer: Timer,
              aliases: tuple[tuple[str, str], ...]) -> DocumentResult:
-    table, n_pages, issues = read_table(path, source, settings, lambda: shared_engine(settings.engine), timer)
+    table, n_pages, issues = read_table(path, source, settings, timer)
     started = time.perf_counter()
     catalogue = shared_catalogue(settings.catalogue, aliases)
     extraction = extract_forms(table, catalogue)  # type: ignore[arg-type]

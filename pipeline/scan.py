@@ -26,7 +26,6 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,7 +49,7 @@ from pipeline.layout import (
     text_mask,
     unify_columns,
 )
-from pipeline.ocr.base import OcrEngine
+from pipeline.ocr.base import LineRecognizer, OcrEngine
 from pipeline.text import clean_cell_text
 
 # A cell holding nothing but a short thin horizontal bar holds a dash ("not applicable"); recognisers
@@ -61,13 +60,6 @@ DASH_CONFIDENCE = 0.95
 # the shared scans score 0.91-0.999, the same lines upside down far less).
 UPRIGHT_CONFIDENCE = 0.80
 ORIENTATION_SAMPLE = 8
-
-
-@runtime_checkable
-class LineRecognizer(Protocol):
-    """An engine that can read text-line crops it did not detect itself (RapidOcrEngine can)."""
-
-    def recognize_lines(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]: ...
 
 
 @dataclass(frozen=True, slots=True)
