@@ -8,11 +8,12 @@ run; 4 an internal error (run again with ``--debug`` for the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.workspace import WorkspaceBusy
 
     try:
-        return handler(args)
+        with limit_overrides(args):
+            return handler(args)
     except WorkspaceBusy as exc:
         print(f"formrescue: {exc}", file=sys.stderr)
         return EXIT_BUSY
@@ -83,10 +85,52 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+# Options that set a safety limit, and the FORMRESCUE_* variable (pipeline.config.LIMIT_ENV) each one sets.
+LIMIT_OPTIONS = {"timeout": "seconds_per_document", "max_pages": "max_pages", "max_pixels": "max_pixels_per_page"}
+
+
+@contextlib.contextmanager
+def limit_overrides(args: argparse.Namespace) -> Iterator[None]:
+    """Limits given as options, passed on as their environment variables for the command's duration (every
+    setting is read from the environment, so flows and worker processes see them alike)."""
+    from pipeline.config import LIMIT_ENV
+
+    saved: dict[str, str | None] = {}
+    try:
+        for option, limit in LIMIT_OPTIONS.items():
+            value = getattr(args, option, None)
+            if value is not None:
+                variable = LIMIT_ENV[limit]
+                saved[variable] = os.environ.get(variable)
+                os.environ[variable] = str(value)
+        yield
+    finally:
+        for variable, old in saved.items():
+            if old is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = old
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default=os.environ.get("FORMRESCUE_ENGINE", "rapidocr"),
                         help="OCR engine: rapidocr (default) or paddleocr (needs formrescue[paddleocr])")
-    parser.add_argument("--workers", type=positive_int, default=2, help="documents processed at once (threads)")
+    parser.add_argument("--workers", type=positive_int, default=2,
+                        help="documents processed at once, each in a worker process (FORMRESCUE_ISOLATION=thread: "
+                        "in threads of this process, with no time limit)")
+    parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                        help="time limit per document (default 900; FORMRESCUE_SECONDS_PER_DOCUMENT)")
+    parser.add_argument("--max-pages", type=positive_int, default=None, metavar="N",
+                        help="pages per document (default 500; FORMRESCUE_MAX_PAGES)")
+    parser.add_argument("--max-pixels", type=positive_int, default=None, metavar="N",
+                        help="pixels per page image (default 80,000,000; FORMRESCUE_MAX_PIXELS)")
     parser.add_argument("--dpi", type=positive_int, default=300, help="rendering resolution of PDF pages")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

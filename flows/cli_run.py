@@ -20,6 +20,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (also holds the state store)")
     parser.add_argument("--force", action="store_true", help="process again documents already done")
     add_common_options(parser)
+    from flows.cli_archive import add_dask_option
+
+    add_dask_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -37,24 +40,28 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out)
     prefect_env.configure()
     prefect_env.start_server_in_background()
-    # Load what the documents need while Prefect's server starts.
+    # Load what the documents need while Prefect's server starts: worker processes (the flow reuses them), or
+    # the engine and catalogue in this process when documents run here.
     from pipeline.config import Settings
     from pipeline.process import shared_catalogue, shared_engine
+    from pipeline.workers import worker_pool
 
-    settings = Settings.from_env(engine=args.engine)
-    if _needs_ocr(args.inputs):
-        shared_engine(settings.engine)
-    shared_catalogue(settings.catalogue)
+    settings = Settings.from_env(engine=args.engine, workers=args.workers)
+    isolated = settings.isolation == "process" and not getattr(args, "dask_address", None)
+    if not isolated:
+        if _needs_ocr(args.inputs):
+            shared_engine(settings.engine)
+        shared_catalogue(settings.catalogue)
 
     from flows.process import add_progress_hook, print_summary, remove_progress_hook, with_workers
 
-    prefect_env.wait_for_server()
-    with progress_bar(not args.no_progress) as hook:
+    with worker_pool(settings, warm=isolated), progress_bar(not args.no_progress) as hook:
+        prefect_env.wait_for_server()
         add_progress_hook(hook)
         try:
-            summary = with_workers(args.workers)(inputs=[str(p) for p in args.inputs], out=str(args.out),
-                                                 engine=args.engine, workers=args.workers, force=args.force,
-                                                 dpi=args.dpi)
+            flow_ = with_workers(args.workers, args.dask_address)
+            summary = flow_(inputs=[str(p) for p in args.inputs], out=str(args.out), engine=args.engine,
+                            workers=args.workers, force=args.force, dpi=args.dpi)
         finally:
             remove_progress_hook(hook)
     print_summary(summary, args.out)

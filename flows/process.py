@@ -166,9 +166,14 @@ def _crashed_result(source: str, doc_id: str, exc: BaseException) -> DocumentRes
                           issues=(Issue("internal_error", message),), error=message)
 
 
-def finish(out: Path, store: StateStore, summary: RunSummary, run_kind: str) -> RunSummary:
-    """Regenerate the exports from the store and publish the run's artifact."""
-    exported: ExportSummary = export_outputs(out, store)
+def finish(out: Path, store: StateStore, summary: RunSummary, run_kind: str, regenerate: bool = True) -> RunSummary:
+    """Regenerate the exports from the store and publish the run's artifact. ``regenerate=False`` (a run that
+    changed nothing) keeps the exports as they are, if present, and only counts them: their cost grows with
+    every document the folder holds."""
+    from pipeline.archive import exported_counts
+
+    counted = None if regenerate else exported_counts(out, store)
+    exported: ExportSummary = counted or export_outputs(out, store)
     summary.forms = exported.forms
     summary.indicators = exported.indicators
     summary.review_items = exported.review_items

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from pipeline.errors import ConfigError
 
 
 def repo_root() -> Path:
@@ -43,7 +46,40 @@ class Limits:
     max_zip_ratio: float = 200.0  # uncompressed / compressed size of one member
     max_zip_members: int = 10_000
     max_zip_depth: int = 2
-    seconds_per_document: float = 900.0
+    seconds_per_document: float = 900.0  # enforced when documents run in worker processes (isolation "process")
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> Limits:
+        """The defaults, each overridable by its environment variable (see :data:`LIMIT_ENV`)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, variable in LIMIT_ENV.items():
+            text = env.get(variable, "").strip()
+            if not text:
+                continue
+            kind = float if name in ("max_zip_ratio", "seconds_per_document") else int
+            try:
+                value = kind(text.replace("_", ""))
+            except ValueError:
+                raise ConfigError(f"{variable}={text!r} is not a number") from None
+            if value <= 0:
+                raise ConfigError(f"{variable}={text!r} must be greater than 0")
+            values[name] = value
+        return replace(Limits(), **values)  # type: ignore[arg-type]
+
+
+# The environment variable of each limit (the ``run`` command's --max-pixels, --max-pages, --timeout set them too).
+LIMIT_ENV = {
+    "max_file_bytes": "FORMRESCUE_MAX_FILE_BYTES",
+    "max_pixels_per_page": "FORMRESCUE_MAX_PIXELS",
+    "max_pages": "FORMRESCUE_MAX_PAGES",
+    "max_unzipped_bytes": "FORMRESCUE_MAX_UNZIPPED_BYTES",
+    "max_zip_ratio": "FORMRESCUE_MAX_ZIP_RATIO",
+    "max_zip_members": "FORMRESCUE_MAX_ZIP_MEMBERS",
+    "max_zip_depth": "FORMRESCUE_MAX_ZIP_DEPTH",
+    "seconds_per_document": "FORMRESCUE_SECONDS_PER_DOCUMENT",
+}
+ISOLATIONS = ("process", "thread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +89,9 @@ class Settings:
     catalogue: str | None = None  # path of a user catalogue; None = models/catalogue
     low_confidence: float = 0.90  # OCR confidence under which a value goes to review
     workers: int = 2
+    # "process": each document runs in a worker process, stopped at its time limit and isolated from crashes;
+    # "thread": in the flow's own process (no time limit; for debugging and monkeypatching tests).
+    isolation: str = "process"
     limits: Limits = field(default_factory=Limits)
 
     @staticmethod
@@ -64,6 +103,12 @@ class Settings:
             base = replace(base, engine=env_engine)
         if env_catalogue:
             base = replace(base, catalogue=env_catalogue)
+        isolation = os.environ.get("FORMRESCUE_ISOLATION", "").strip().lower()
+        if isolation:
+            if isolation not in ISOLATIONS:
+                raise ConfigError(f"FORMRESCUE_ISOLATION={isolation!r} must be one of {', '.join(ISOLATIONS)}")
+            base = replace(base, isolation=isolation)
+        base = replace(base, limits=Limits.from_env())
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **clean)  # type: ignore[arg-type]
 

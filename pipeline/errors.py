@@ -25,6 +25,12 @@ class NotAFormError(FormRescueError):
     code = "not_a_form"
 
 
+class ConfigError(FormRescueError):
+    """A setting (command-line option or ``FORMRESCUE_*`` variable) has an invalid value."""
+
+    code = "bad_config"
+
+
 class LimitExceeded(InputError):
     """A configured safety limit was hit (pixels, pages, bytes unpacked, time)."""
 

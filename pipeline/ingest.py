@@ -119,21 +119,32 @@ def decode_text(data: bytes, source: str = "") -> Decoded:
     if utf8 is not None:
         raise InputError("is binary data, not a text dump (control characters)", source=source)
     # Not UTF-8 as a whole: decide line by line, since GB18030 would also "decode" UTF-8 bytes, as mojibake.
-    lines: list[str] = []
-    used: set[str] = set()
+    # A short GBK line can also be valid UTF-8 (执 is D6 B4, which UTF-8 reads as a Hebrew point): such a
+    # line takes the reading made of plausible characters, else the encoding of the file's other lines.
+    readings: list[tuple[bytes, str | None, str | None]] = []
     for raw_line in data.split(b"\n"):
-        for encoding in ("utf-8", "gb18030"):
-            try:
-                line = raw_line.decode(encoding)
-            except UnicodeDecodeError:
-                continue
-            lines.append(line)
-            if not raw_line.isascii():
-                used.add(encoding)
-            break
-        else:
+        as_utf8 = _try_decode(raw_line, "utf-8")
+        as_gb = None if as_utf8 is not None and raw_line.isascii() else _try_decode(raw_line, "gb18030")
+        if as_utf8 is None and as_gb is None:
             raise InputError("is not text in UTF-8, UTF-16 or GB18030/GBK (undecodable bytes): a binary file "
                              "with a text extension?", source=source)
+        readings.append((raw_line, as_utf8, as_gb))
+    only_utf8 = sum(1 for _, u, g in readings if u is not None and g is None)
+    only_gb = sum(1 for _, u, g in readings if g is not None and u is None)
+    lines: list[str] = []
+    used: set[str] = set()
+    for raw_line, as_utf8, as_gb in readings:
+        if as_utf8 is not None and as_gb is not None:
+            odd_utf8, odd_gb = _implausible(as_utf8), _implausible(as_gb)
+            gb = odd_gb < odd_utf8 or (odd_gb == odd_utf8 and only_gb > only_utf8)
+            encoding, line = ("gb18030", as_gb) if gb else ("utf-8", as_utf8)
+        elif as_utf8 is not None:
+            encoding, line = "utf-8", as_utf8
+        else:
+            encoding, line = "gb18030", as_gb or ""
+        lines.append(line)
+        if not raw_line.isascii():
+            used.add(encoding)
     text = "\n".join(lines)
     if not _looks_like_text(text) or not has_cjk(text):
         raise InputError("is binary data, not a text dump", source=source)
@@ -142,6 +153,21 @@ def decode_text(data: bytes, source: str = "") -> Decoded:
     issue = Issue("mixed_encoding", f"lines are in different encodings ({', '.join(sorted(used))}); each was decoded "
                   "separately")
     return Decoded(text, "+".join(sorted(used)), (issue,))
+
+
+def _try_decode(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _implausible(text: str) -> int:
+    """Characters a Chinese form would hardly hold (what a wrong decoding produces: Hebrew points, Latin-1
+    accents, rare symbols); ASCII, CJK ideographs and CJK/full-width punctuation are plausible."""
+    return sum(1 for ch in text if not (ch.isascii() or "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f"
+                                        or "\uff00" <= ch <= "\uffef" or "\u2010" <= ch <= "\u2027"
+                                        or ch in "·×÷°±≥≤≠‰"))
 
 
 _BREAK_LINE = re.compile(r"^[\s\-—–=_]*$")
@@ -295,8 +321,8 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
         if n_pages == 0:
             raise InputError("is a PDF with no pages", source=source)
         if n_pages > limits.max_pages:
-            raise LimitExceeded(f"has {n_pages} pages, over the limit of {limits.max_pages} pages per document",
-                                source=source)
+            raise LimitExceeded(f"has {n_pages} pages, over the limit of {limits.max_pages} pages per document "
+                                "(FORMRESCUE_MAX_PAGES or --max-pages raise it)", source=source)
         scale = dpi / 72.0
         read = 0
         for index in range(n_pages):
@@ -345,7 +371,8 @@ def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageIm
     with image:
         n_frames = int(getattr(image, "n_frames", 1))
         if n_frames > limits.max_pages:
-            raise LimitExceeded(f"has {n_frames} frames, over the limit of {limits.max_pages} pages", source=source)
+            raise LimitExceeded(f"has {n_frames} frames, over the limit of {limits.max_pages} pages per document "
+                                "(FORMRESCUE_MAX_PAGES or --max-pages raise it)", source=source)
         read = 0
         for index in range(n_frames):
             try:

@@ -7,9 +7,11 @@ member count, total bytes and compression ratio so a zip bomb fails alone instea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -63,6 +65,10 @@ def collect_inputs(paths: list[str], work_dir: Path, limits: Limits) -> tuple[li
     return files, problems
 
 
+def _unreadable(path: Path, exc: OSError, what: str) -> InputProblem:
+    return InputProblem(str(path), f"{path}: cannot be {what} ({exc.strerror or exc})", "unreadable")
+
+
 def _walk(root: Path, problems: list[InputProblem]) -> Iterator[Path]:
     """Files under ``root`` in name order; symlinked folders are not followed (no loops)."""
     stack = [root]
@@ -72,7 +78,7 @@ def _walk(root: Path, problems: list[InputProblem]) -> Iterator[Path]:
         try:
             info = folder.stat()
         except OSError as exc:
-            problems.append(InputProblem(str(folder), f"{folder}: cannot be listed ({exc.strerror or exc})", "unreadable"))
+            problems.append(_unreadable(folder, exc, "listed"))
             continue
         key = (info.st_dev, info.st_ino)
         if key in seen_dirs:
@@ -81,7 +87,7 @@ def _walk(root: Path, problems: list[InputProblem]) -> Iterator[Path]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            problems.append(InputProblem(str(folder), f"{folder}: cannot be listed ({exc.strerror or exc})", "unreadable"))
+            problems.append(_unreadable(folder, exc, "listed"))
             continue
         subdirs = []
         for entry in entries:
@@ -89,10 +95,8 @@ def _walk(root: Path, problems: list[InputProblem]) -> Iterator[Path]:
             try:
                 if entry.is_symlink():
                     target_is_dir = False
-                    try:
+                    with contextlib.suppress(OSError):  # a link we cannot follow is reported just below
                         target_is_dir = path.is_dir()
-                    except OSError:
-                        pass
                     if target_is_dir:
                         continue  # a linked folder may loop back; files under real folders only
                     if not path.exists():
@@ -104,7 +108,7 @@ def _walk(root: Path, problems: list[InputProblem]) -> Iterator[Path]:
                 elif _is_candidate(path):
                     yield path
             except OSError as exc:
-                problems.append(InputProblem(str(path), f"{path}: cannot be read ({exc.strerror or exc})", "unreadable"))
+                problems.append(_unreadable(path, exc, "read"))
         stack.extend(reversed(subdirs))
 
 
@@ -148,7 +152,8 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
 def _unzip(path: Path, source: str, work_dir: Path, limits: Limits, problems: list[InputProblem],
            depth: int) -> list[InputFile]:
     if depth >= limits.max_zip_depth:
-        raise LimitExceeded(f"zip nested more than {limits.max_zip_depth} levels deep", source=source)
+        raise LimitExceeded(f"zip nested more than {limits.max_zip_depth} levels deep (FORMRESCUE_MAX_ZIP_DEPTH "
+                            "raises it)", source=source)
     digest = sha256_file(path)[:16]
     target_root = work_dir / "unzipped" / digest
     files: list[InputFile] = []
@@ -156,7 +161,8 @@ def _unzip(path: Path, source: str, work_dir: Path, limits: Limits, problems: li
     with zipfile.ZipFile(path) as archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         if len(members) > limits.max_zip_members:
-            raise LimitExceeded(f"holds {len(members)} files, over the limit of {limits.max_zip_members}", source=source)
+            raise LimitExceeded(f"holds {len(members)} files, over the limit of {limits.max_zip_members} "
+                                "(FORMRESCUE_MAX_ZIP_MEMBERS raises it)", source=source)
         for member in members:
             member_source = f"{source}!{member.filename}"
             relative = _safe_member_path(member.filename)
@@ -165,31 +171,62 @@ def _unzip(path: Path, source: str, work_dir: Path, limits: Limits, problems: li
                                              "skipped", "zip_slip"))
                 continue
             if stat.S_ISLNK(member.external_attr >> 16):
-                problems.append(InputProblem(member_source, f"{member_source}: symbolic link in zip; skipped", "zip_link"))
+                problems.append(InputProblem(member_source, f"{member_source}: symbolic link in zip; skipped",
+                                             "zip_link"))
                 continue
             if not _is_candidate(Path(relative.name)):
                 continue
             ratio = member.file_size / max(1, member.compress_size)
             if member.file_size > 1_000_000 and ratio > limits.max_zip_ratio:
                 problems.append(InputProblem(member_source, f"{member_source}: compression ratio {ratio:.0f}:1 is over "
-                                             f"the limit of {limits.max_zip_ratio:.0f}:1 (zip bomb?); skipped",
-                                             "limit_exceeded"))
+                                             f"the limit of {limits.max_zip_ratio:.0f}:1 (zip bomb?); skipped "
+                                             "(FORMRESCUE_MAX_ZIP_RATIO raises the limit)", "limit_exceeded"))
                 continue
             total += member.file_size
             if total > limits.max_unzipped_bytes:
-                raise LimitExceeded(f"unpacks to more than {limits.max_unzipped_bytes:,} bytes", source=source)
+                # The members unpacked so far are processed; this one and the rest are reported with the zip.
+                problems.append(InputProblem(source, f"{source}: unpacks to more than {limits.max_unzipped_bytes:,} "
+                                             f"bytes; {member.filename} and the members after it were not unpacked "
+                                             "(FORMRESCUE_MAX_UNZIPPED_BYTES raises the limit)", "limit_exceeded"))
+                break
             destination = target_root.joinpath(*relative.parts)
             if not destination.resolve().is_relative_to(target_root.resolve()):
-                problems.append(InputProblem(member_source, f"{member_source}: unsafe path in zip; skipped", "zip_slip"))
+                problems.append(InputProblem(member_source, f"{member_source}: unsafe path in zip; skipped",
+                                             "zip_slip"))
                 continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            with archive.open(member) as reader, destination.open("wb") as writer:
-                # Count real bytes: a forged header cannot make a member unpack bigger than declared.
-                while block := reader.read(1 << 20):
-                    written += len(block)
-                    if written > member.file_size or written > limits.max_unzipped_bytes:
-                        raise LimitExceeded(f"member {member.filename} unpacks beyond its declared size", source=source)
-                    writer.write(block)
+            unpacked = _unpack_member(archive, member, destination, member_source, limits)
+            if isinstance(unpacked, InputProblem):
+                problems.append(unpacked)
+                continue
             files.extend(_expand(destination, member_source, work_dir, limits, problems, depth + 1))
     return files
+
+
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+
+
+def _unpack_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, destination: Path, member_source: str,
+                   limits: Limits) -> Path | InputProblem:
+    """Unpack one member; a damaged, encrypted or oddly compressed one is a problem of its own, not the zip's."""
+    if member.flag_bits & 0x1:
+        return InputProblem(member_source, f"{member_source}: encrypted (password-protected) zip member; unpack it "
+                            "with its password first; skipped", "encrypted")
+    if member.compress_type not in _ZIP_METHODS:
+        return InputProblem(member_source, f"{member_source}: compressed with zip method {member.compress_type}, "
+                            "which is not supported (use deflate); skipped", "bad_input")
+    written = 0
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as reader, destination.open("wb") as writer:
+            # Count real bytes: a forged header cannot make a member unpack bigger than declared.
+            while block := reader.read(1 << 20):
+                written += len(block)
+                if written > member.file_size or written > limits.max_unzipped_bytes:
+                    raise zipfile.BadZipFile(f"unpacks beyond its declared size of {member.file_size:,} bytes")
+                writer.write(block)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError) as exc:
+        destination.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or exc
+        return InputProblem(member_source, f"{member_source}: damaged zip member, cannot be unpacked ({reason}); "
+                            "skipped", "bad_input")
+    return destination

@@ -19,10 +19,14 @@ def nfkc(text: str) -> str:
 
 
 def strip_html(text: str) -> str:
-    """Remove HTML tags such as ``<p>`` and unescape entities (``&nbsp;``)."""
-    if "<" not in text and "&" not in text:
-        return text
-    return html.unescape(_TAG.sub("", text))
+    """Remove HTML tags such as ``<p>`` and unescape entities (``&nbsp;``), until none is left: an escaped tag
+    (``&lt;p&gt;``) is a tag once unescaped, and cleaning twice must give what cleaning once gave."""
+    while "<" in text or "&" in text:
+        stripped = html.unescape(_TAG.sub("", text))
+        if stripped == text:
+            break
+        text = stripped  # strictly shorter (a tag removed or an entity made one character): this ends
+    return text
 
 
 def clean_cell_text(text: str | None) -> str:
@@ -33,17 +37,36 @@ def clean_cell_text(text: str | None) -> str:
     """
     if not text:
         return ""
-    text = strip_html(text)
-    text = _CONTROL.sub("", text).replace("\u3000", " ").replace("\u00a0", " ")
-    text = _CJK_GAP.sub("", text)
-    return _SPACE.sub(" ", text).strip()
+    cleaned = _clean_once(text)
+    # Removing spaces or controls can make a tag or an entity of what was around them ("<\u200bp>"): again.
+    while "<" in cleaned or "&" in cleaned:
+        again = _clean_once(cleaned)
+        if again == cleaned:
+            break
+        cleaned = again
+    return cleaned
+
+
+def _clean_once(text: str) -> str:
+    # Every space-like character becomes one space first, so a gap next to a Chinese character is seen whatever
+    # space it was printed with; the result is stable under a second pass.
+    text = strip_html(_CONTROL.sub("", text))
+    text = _SPACE.sub(" ", text)
+    return _CJK_GAP.sub("", text).strip()
 
 
 def compact(text: str | None) -> str:
     """NFKC with all whitespace removed: the key for comparing labels and header words."""
     if not text:
         return ""
-    return _SPACE.sub("", nfkc(strip_html(text)))
+    key = _SPACE.sub("", nfkc(strip_html(text)))
+    # NFKC can make a tag of look-alikes ("﹤p﹥"), and removing spaces can leave a sequence NFKC composes: again.
+    while "<" in key or "&" in key or not unicodedata.is_normalized("NFKC", key):
+        again = _SPACE.sub("", nfkc(strip_html(key)))
+        if again == key:
+            break
+        key = again
+    return key
 
 
 def has_cjk(text: str) -> bool:

@@ -46,6 +46,9 @@ def locked(out: Path, wait: bool = False) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
+        # Temporary files of an export killed half-way (atomic_writer's ".NAME.*.tmp"): only a lock holder writes.
+        for stale in out.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         yield
     finally:
         handle.close()
