@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from rapidfuzz import fuzz
+
 from pipeline.datamodel import (
     FUND_COLS,
-    BBox,
     INDICATOR_FIELDS,
     MISSING,
+    BBox,
     Cell,
     Flag,
     Form,
@@ -45,7 +47,9 @@ class LabelCatalogue(Protocol):
 
     def content_evidence(self, name: str, target: str | None, actual: str | None) -> dict[str, float]: ...
 
-    def tokenize(self, text: str) -> list[str]: ...
+    def level2_names(self, level1: str | None = None) -> tuple[str, ...]: ...
+
+    def level1_names(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,9 +596,11 @@ class FormReader:
         records: list[_IndicatorRow] = []
         issues: list[Issue] = []
         carried: dict[str, tuple[Cell, tuple[str, Value] | None]] = {}
+        first_body_row: dict[int, int] = {}  # page -> first indicator row on it (after a repeated header)
         for row in rows:
             if not row.cells or self._is_indicator_header(row) or not any(c.ruled for c in row.cells):
                 continue  # empty, a repeated header, or a line outside the ruling (page number, footer)
+            first_body_row.setdefault(row.page, row.index)
             cells = [c for c in row.cells
                      if not (c.row_span > 2 and profile.indicator_outer.matches(c.text, fuzzy=False))]
             aligned = _align(cells, columns, geometric, compat)
@@ -605,32 +611,33 @@ class FormReader:
                     continue
                 # A label that landed in a value column of a dump row stays a value; labels are read below.
                 record.values[name] = _join_values([_value(c) for c in placed])
+            # 一级 first (its own cell, a merged cell from above, a cell carried over a page break), so
+            # the 二级 is read knowing its parent.
             for column in ("level1", "level2"):
                 placed = aligned.get(column, [])
                 if placed:
                     # A label cell cut in two by a stray line ("可持" | "续影响") is read as one.
                     self._observe_label(record, placed, column)
-            if geometric:
-                for column in ("level1", "level2"):
-                    if column not in columns:
+                if not geometric or column not in columns:
+                    continue
+                for cell in table.covering(row.index):
+                    if not _overlap(cell, columns[column]):
                         continue
-                    for cell in table.covering(row.index):
-                        if not _overlap(cell, columns[column]):
-                            continue
-                        if cell.row < row.index and not _blank(cell):
-                            # A merged label cell that started on a row above still labels this row.
-                            self._observe_label(record, [cell], column)
-                        elif (_blank(cell) and table.page_break_before(cell.row) and records
-                              and (column not in carried or carried[column][0] is not cell)):
-                            # An empty bordered cell opening a page continues the merged cell cut by the
-                            # page break: it keeps the label of the last row before the break.
-                            carried[column] = (cell, _label_of(records[-1], column))
-                        carry = carried.get(column)
-                        if carry is not None and carry[0] is cell and carry[1] is not None:
-                            label, seen = carry[1]
-                            setattr(record, f"{column}_label", getattr(record, f"{column}_label") or label)
-                            if getattr(record, f"{column}_seen") is MISSING:
-                                setattr(record, f"{column}_seen", seen)
+                    if cell.row < row.index and not _blank(cell):
+                        # A merged label cell that started on a row above still labels this row.
+                        self._observe_label(record, [cell], column)
+                    elif (_blank(cell) and cell.row == first_body_row.get(cell.page) and records
+                          and records[-1].pages[-1] != cell.page
+                          and (column not in carried or carried[column][0] is not cell)):
+                        # An empty bordered cell opening a page continues the merged cell cut by the
+                        # page break: it keeps the label of the last row before the break.
+                        carried[column] = (cell, _label_of(records[-1], column))
+                    carry = carried.get(column)
+                    if carry is not None and carry[0] is cell and carry[1] is not None:
+                        label, seen = carry[1]
+                        setattr(record, f"{column}_label", getattr(record, f"{column}_label") or label)
+                        if getattr(record, f"{column}_seen") is MISSING:
+                            setattr(record, f"{column}_seen", seen)
             self._repair_polluted(record)
             records.append(record)
         records = self._join_broken_rows(table, records, issues)
@@ -648,14 +655,16 @@ class FormReader:
         match1 = self.catalogue.match_level1(text)
         match2 = self.catalogue.match_level2(text, record.level1_label)
         level1, level2 = _accepted(match1), _accepted(match2)
-        if level2 is not None and record.level2_label is None:
-            record.level2_label, record.level2_seen = level2, value
-            return
-        if level1 is not None and record.level1_label is None:
-            record.level1_label, record.level1_seen = level1, value
-            return
-        if level1 is not None or level2 is not None:
-            return
+        # The column decides which level a label is read as first: 成本指标 is a 一级 in the 2021 layout
+        # (over 经济成本指标 …) and a 二级 under 产出指标 in the classic one.
+        order = (("level1", level1), ("level2", level2)) if column == "level1" else (("level2", level2),
+                                                                                    ("level1", level1))
+        for level, label in order:
+            if label is not None:
+                if getattr(record, f"{level}_label") is None:
+                    setattr(record, f"{level}_label", label)
+                    setattr(record, f"{level}_seen", value)
+                return
         # Not certain: an OCR-damaged label ("服务对象源") takes its best candidate, and is flagged.
         level = column
         candidates = _candidates(match2 if column == "level2" else match1)
@@ -663,6 +672,8 @@ class FormReader:
             other = _candidates(match1 if column == "level2" else match2)
             if other:
                 level, candidates = ("level1" if column == "level2" else "level2"), other
+        if not candidates:
+            candidates = self._nearest_label(text, column, record.level1_label)
         if candidates and getattr(record, f"{level}_label") is None:
             setattr(record, f"{level}_label", candidates[0][0])
             setattr(record, f"{level}_seen", replace(value, confidence=min(value.confidence, candidates[0][1])))
@@ -671,6 +682,21 @@ class FormReader:
             # A label the catalogue does not know at all: kept as printed, in the column it was found in.
             setattr(record, f"{column}_label", clean_cell_text(text))
             setattr(record, f"{column}_seen", value)
+
+    def _nearest_label(self, text: str, column: str, level1: str | None) -> tuple[tuple[str, float], ...]:
+        """Among the labels this row can have (the 二级 children of its 一级, or the 一级 labels), the one
+        a damaged label ("可持结标") is clearly closest to; () when none stands out."""
+        if column == "level2" and level1 is not None:
+            names = self.catalogue.level2_names(level1)
+        elif column == "level1":
+            names = self.catalogue.level1_names()
+        else:
+            return ()
+        key = label_key(text).removesuffix("指标")
+        scored = sorted(((fuzz.ratio(key, name.removesuffix("指标")) / 100, name) for name in names), reverse=True)
+        if not scored or scored[0][0] < 0.4 or (len(scored) > 1 and scored[0][0] - scored[1][0] < 0.2):
+            return ()
+        return tuple((name, round(score, 2)) for score, name in scored[:3])
 
     def _repair_polluted(self, record: _IndicatorRow) -> None:
         """A value cell holding repeated header text ("实际完成值 分值 得分 … 完成") keeps its last value."""
@@ -752,9 +778,11 @@ class FormReader:
             l1_label, l1_p = d1.label, d1.probability
             if parent is not None:
                 if r.level1_label is not None and r.level1_label != parent:
-                    flags.append(Flag(f"indicators[{i}].level1", "level_conflict",
-                                      f"一级 printed as {r.level1_label} but 二级 {d2.label} belongs to {parent}",
-                                      0.3, ((parent, 0.5), (r.level1_label, 0.5))))
+                    message = f"一级 printed as {r.level1_label} but 二级 {d2.label} belongs to {parent}"
+                    children = tuple((c, 0.5) for c in catalogue.level2_names(r.level1_label))
+                    flags.append(Flag(f"indicators[{i}].level1", "level_conflict", message, 0.3,
+                                      ((parent, 0.5), (r.level1_label, 0.5))))
+                    flags.append(Flag(f"indicators[{i}].level2", "level_conflict", message, 0.3, children))
                 # 一级 is as sure as the 二级 candidates that share its parent, together.
                 l1_label = parent
                 l1_p = sum(p for c, p in d2.candidates if catalogue.level1_of(c) == parent) or d2.probability

@@ -20,6 +20,7 @@ from pipeline.datamodel import MISSING, Flag, Form, Indicator, Issue, Value
 from pipeline.quantity import format_decimal
 
 ONE_HUNDRED = Decimal(100)
+PLAUSIBLE_ROW_WEIGHT = Decimal(40)  # no indicator row of these forms weighs more
 Report = Callable[[str, str, list[str]], None]  # (rule code, message, fields involved)
 
 
@@ -73,10 +74,14 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     scores = [_dec(ind.get("score", MISSING)) for ind in indicators]
 
     for i, (weight, score) in enumerate(zip(weights, scores, strict=True)):
-        if weight is None and indicators[i].get("name", MISSING).text:
-            flags.append(Flag(f"indicators[{i}].weight", "missing_value", "the 分值 of this indicator was not read", 0.0))
-        if score is None and indicators[i].get("name", MISSING).text:
-            flags.append(Flag(f"indicators[{i}].score", "missing_value", "the 得分 of this indicator was not read", 0.0))
+        row = indicators[i]
+        if any(v.text for v in row.values()):
+            # A row with content and an empty name, value, weight or score lost it to the scan.
+            for name, label in (("name", "三级指标"), ("target", "年度指标值"), ("actual", "实际完成值"),
+                                ("weight", "分值"), ("score", "得分")):
+                if row.get(name, MISSING).text is None:
+                    flags.append(Flag(f"indicators[{i}].{name}", "missing_value",
+                                      f"the {label} of this indicator was not read", 0.0))
         if weight is not None and score is not None and score > weight:
             violation("score_gt_weight", f"indicator {i + 1}: 得分 {score} is above its 分值 {weight}",
                       [f"indicators[{i}].score", f"indicators[{i}].weight"])
@@ -86,16 +91,28 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     if total_weight is not None and total_weight_expected is not None and total_weight != total_weight_expected:
         violation("total_weight", f"总分 分值 reads {total_weight}; forms of this kind total {total_weight_expected}",
                   ["total.weight"])
-    elif total_weight is not None and all(w is not None for w in weights) and budget_weight is not None:
-        listed = sum((w for w in weights if w is not None), Decimal(0)) + budget_weight
-        if listed != total_weight:
-            violation("weights_sum", f"分值 add up to {listed} (budget {budget_weight} + indicators) but 总分 分值 is "
-                      f"{total_weight}", ["total.weight"])
-    if total_score is not None and all(s is not None for s in scores) and budget_score is not None:
-        listed = sum((s for s in scores if s is not None), Decimal(0)) + budget_score
-        if abs(listed - total_score) > Decimal("0.011"):
+    # A sum that does not add up means a row was lost or a number misread, and nothing says which: the
+    # indicator table as a whole goes to review. Unreadable numbers are flagged already; the known ones
+    # must still not exceed the total.
+    known_weights = sum((w for w in weights if w is not None), Decimal(0))
+    expected_total = total_weight if total_weight is not None else (
+        Decimal(total_weight_expected) if total_weight_expected is not None and weights else None)
+    if expected_total is not None and budget_weight is not None:
+        listed = known_weights + budget_weight
+        unknown = sum(1 for w in weights if w is None)
+        # With unread weights the sum cannot be checked exactly, but rows do not weigh more than ~40 each.
+        if (listed != expected_total if unknown == 0 else
+                listed > expected_total or expected_total - listed > PLAUSIBLE_ROW_WEIGHT * unknown):
+            violation("weights_sum", f"分值 add up to {listed} (budget {budget_weight} + indicators"
+                      f"{f', {unknown} unread' if unknown else ''}) but 总分 分值 is {expected_total}",
+                      ["total.weight", "indicators"])
+    known_scores = sum((s for s in scores if s is not None), Decimal(0))
+    if total_score is not None and budget_score is not None:
+        listed = known_scores + budget_score
+        complete = all(s is not None for s in scores)
+        if (complete and abs(listed - total_score) > Decimal("0.011")) or (not complete and listed > total_score):
             violation("scores_sum", f"得分 add up to {listed} (budget {budget_score} + indicators) but 总分 得分 is "
-                      f"{total_score}", ["total.score"])
+                      f"{total_score}", ["total.score", "indicators"])
     if budget_score is not None and budget_weight is not None and budget_score > budget_weight:
         violation("score_gt_weight", f"budget 得分 {budget_score} is above its 分值 {budget_weight}",
                   ["funds.total.score", "funds.total.weight"])

@@ -1,6 +1,6 @@
 """Score the pipeline on scans with truth, fast enough to iterate on.
 
-    python scripts/eval_scans.py [--fresh] [--cache DIR] [--out DIR] PDF...    (V=1 lists each wrong field)
+    python scripts/eval_scans.py [--fresh] [--cache DIR] [--out DIR] PDF...    (V=1 lists silent errors, V=all every wrong field)
 
 Each PDF's Table (the scan reader's output) is cached under --cache (default /tmp/formrescue-tables),
 keyed by the file and the scan reader's source code, so re-running after a change to the form profile
@@ -53,6 +53,10 @@ def main() -> int:
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(args.out, ignore_errors=True)
+    names = {p.name for p in args.pdfs}
+    # A text-layer twin (x.textlayer.pdf) beside its scan would be a second document with the same truth.
+    args.pdfs = [p for p in args.pdfs if not (p.name.endswith(".textlayer.pdf")
+                                              and p.name.replace(".textlayer", "") in names)]
     version = reader_version()
     catalogue = shared_catalogue(None)
     results, truths = [], []
@@ -69,7 +73,7 @@ def main() -> int:
         results.append(DocumentResult(doc_id=sha256_file(path), source=str(path), status=status, forms=forms,
                                       issues=extraction.issues))
         truth = path.with_name(path.name.split(".")[0] + ".truth.json")
-        if truth.exists():
+        if truth.exists() and truth not in truths:
             truths.append(truth)
     export(args.out, results)
     totals = {"fields": 0.0, "correct": 0.0, "silent": 0.0, "flagged": 0.0}
@@ -85,11 +89,14 @@ def main() -> int:
         totals["correct"] += n * float(figures["accuracy"])
         totals["silent"] += n * float(figures["silent_errors"])
         totals["flagged"] += n * float(figures["review_load"])
-        if os.environ.get("V") == "1":
-            for item in wrong:
-                if "field" in item:
-                    mark = "flagged" if item["flagged"] else "SILENT"
-                    print(f"    {item['field']} | {str(item['want'])[:36]} | {str(item['have'])[:36]} | {mark}")
+        verbose = os.environ.get("V", "")
+        if verbose:
+            shown = [i for i in wrong if "field" in i and (verbose == "all" or not i["flagged"])]
+            for item in shown[:15]:
+                mark = "flagged" if item["flagged"] else "SILENT"
+                print(f"    {item['field']} | {str(item['want'])[:36]} | {str(item['have'])[:36]} | {mark}")
+            if len(shown) > 15:
+                print(f"    … {len(shown) - 15} more")
     n = totals["fields"] or 1.0
     print(f"TOTAL fields {int(totals['fields'])} accuracy {totals['correct'] / n:.4f} silent_errors "
           f"{totals['silent'] / n:.4f} review_load {totals['flagged'] / n:.4f}")
