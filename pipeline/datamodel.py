@@ -106,7 +106,7 @@ class Cell:
         return self.col + self.col_span - 1
 
 
-class SourceKind(str, enum.Enum):
+class SourceKind(enum.StrEnum):
     TEXT_DUMP = "text_dump"
     OCR = "ocr"
     TEXT_LAYER = "text_layer"
@@ -154,7 +154,7 @@ class PageImage:
     text_words: tuple[Word, ...] | None = None  # words of a PDF text layer, in this image's pixels
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     CLEAN = "clean"
     NEEDS_REVIEW = "needs_review"
     FAILED = "failed"

@@ -130,7 +130,8 @@ def form_record(result: DocumentResult, form: Form, status: Status) -> dict[str,
         record["deviation"] = indicator.text("deviation")
         for side in ("target", "actual"):
             parts = quantity_fields(indicator.get(side))
-            record[f"{side}_op"], record[f"{side}_value"], record[f"{side}_unit"] = parts["op"], parts["value"], parts["unit"]
+            for part in ("op", "value", "unit"):
+                record[f"{side}_{part}"] = parts[part]
         match = indicator.catalogue
         accepted = match is not None and match.decision == "accept"
         record["catalogue_id"] = match.entry_id if accepted and match else None

@@ -338,10 +338,12 @@ class FormReader:
 
         funds_at = find(lambda r: self._count_matches(r, profile.funds_columns) >= 3)
         ind_at = find(lambda r: self._is_indicator_header(r))
-        goals_at = find(lambda r: self._count_matches(r, profile.goals_columns) >= 1 and not self._is_indicator_header(r)
+        goals_at = find(lambda r: self._count_matches(r, profile.goals_columns) >= 1
+                        and not self._is_indicator_header(r)
                         and (funds_at is None or r.index != region[funds_at].index))
         if goals_at is None:
-            goals_at = find(lambda r: _label_cell(r, profile.goals_labels) is not None and not self._is_indicator_header(r))
+            goals_at = find(lambda r: _label_cell(r, profile.goals_labels) is not None
+                            and not self._is_indicator_header(r))
         total_at = find(lambda r: bool(r.cells) and profile.total_labels.matches(r.cells[0].text), ind_at or 0)
         if ind_at is not None and total_at is not None and total_at < ind_at:
             total_at = None
@@ -555,7 +557,8 @@ class FormReader:
         outer = self.profile.indicator_outer
 
         def is_label(text: str) -> bool:
-            return _accepted(catalogue.match_level1(text)) is not None or _accepted(catalogue.match_level2(text)) is not None
+            return (_accepted(catalogue.match_level1(text)) is not None
+                    or _accepted(catalogue.match_level2(text)) is not None)
 
         def compat(name: str, text: str) -> float:
             label = is_label(text)
@@ -788,8 +791,10 @@ class FormReader:
                 l1_p = sum(p for c, p in d2.candidates if catalogue.level1_of(c) == parent) or d2.probability
             # An inferred label is shown where its row is (its own cell is elsewhere or unprinted).
             row_place = replace(MISSING, page=values["name"].page, bbox=values["name"].bbox)
-            values["level1"] = replace(r.level1_seen if d1.observed else row_place, text=l1_label) if l1_label else MISSING
-            values["level2"] = replace(r.level2_seen if d2.observed else row_place, text=d2.label) if d2.label else MISSING
+            seen1 = r.level1_seen if d1.observed else row_place
+            seen2 = r.level2_seen if d2.observed else row_place
+            values["level1"] = replace(seen1, text=l1_label) if l1_label else MISSING
+            values["level2"] = replace(seen2, text=d2.label) if d2.label else MISSING
             for level, decision, p in (("level2", d2, d2.probability), ("level1", d1, l1_p)):
                 if decision.label is None:
                     flags.append(Flag(f"indicators[{i}].{level}", f"{level}_missing",

@@ -48,7 +48,8 @@ def _percent(value: Value, path: str, flags: list[Flag]) -> Value:
         return replace(value, text=None)
     parsed = parse_percent(value.text)
     if parsed is None:
-        flags.append(Flag(path, "not_a_percent", f"expected a percent, read {value.text!r}", min(value.confidence, 0.5)))
+        flags.append(Flag(path, "not_a_percent", f"expected a percent, read {value.text!r}",
+                          min(value.confidence, 0.5)))
         return value
     if parsed.repaired:
         flags.append(Flag(path, "ocr_repaired", parsed.note, min(value.confidence, 0.7)))
@@ -102,7 +103,8 @@ def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: fl
             if core is not None:
                 fields[name] = replace(value, text=core)
                 flags.append(Flag(f"indicators[{i}].{name}", "ocr_repaired",
-                                  f"read as {value.text!r}; specks around the value removed", min(value.confidence, 0.7)))
+                                  f"read as {value.text!r}; specks around the value removed",
+                                  min(value.confidence, 0.7)))
         name_text = fields.get("name", MISSING).text
         match = catalogue.match_indicator(name_text, fields.get("level2", MISSING).text) if name_text else None
         if match is not None and match.decision == "review":

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 from pipeline.config import Settings
 from pipeline.crops import write_crops
@@ -36,8 +37,8 @@ class _Shared:
     """Engines and catalogues are loaded once per process and shared by its worker threads."""
 
     lock = threading.Lock()
-    engines: dict[str, OcrEngine] = {}
-    catalogues: dict[tuple[str | None, tuple[tuple[str, str], ...]], object] = {}
+    engines: ClassVar[dict[str, OcrEngine]] = {}
+    catalogues: ClassVar[dict[tuple[str | None, tuple[tuple[str, str], ...]], object]] = {}
 
 
 def shared_engine(name: str) -> OcrEngine:
@@ -140,7 +141,8 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
         try:
             result = write_crops(result, path, out, settings.dpi, settings.limits)
         except (FormRescueError, OSError) as exc:
-            result = replace(result, issues=(*result.issues, Issue("crops_failed", f"{source}: crops not written ({exc})")))
+            problem = Issue("crops_failed", f"{source}: crops not written ({exc})")
+            result = replace(result, issues=(*result.issues, problem))
         timer.add("crops", time.perf_counter() - crop_started)
     timer.add("total", time.perf_counter() - started)
     return replace(result, timings=dict(timer.timings))

@@ -175,7 +175,8 @@ class StateStore:
         now = time.time()
         with self._connect() as db:
             db.execute(
-                "INSERT INTO documents(doc_id, source, status, fingerprint, started_at, attempts) VALUES (?, ?, 'running', ?, ?, 1) "
+                "INSERT INTO documents(doc_id, source, status, fingerprint, started_at, attempts) "
+                "VALUES (?, ?, 'running', ?, ?, 1) "
                 "ON CONFLICT(doc_id) DO UPDATE SET source = excluded.source, status = 'running', "
                 "fingerprint = excluded.fingerprint, started_at = excluded.started_at, attempts = attempts + 1",
                 (doc_id, source, fingerprint, now),
@@ -187,8 +188,8 @@ class StateStore:
         payload = json.dumps(result.to_dict(), ensure_ascii=False)
         with self._connect() as db:
             db.execute(
-                "INSERT INTO documents(doc_id, source, status, fingerprint, error, n_pages, n_forms, started_at, finished_at, "
-                "seconds, timings, result, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                "INSERT INTO documents(doc_id, source, status, fingerprint, error, n_pages, n_forms, started_at, "
+                "finished_at, seconds, timings, result, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
                 "ON CONFLICT(doc_id) DO UPDATE SET source = excluded.source, status = excluded.status, "
                 "fingerprint = excluded.fingerprint, error = excluded.error, n_pages = excluded.n_pages, "
                 "n_forms = excluded.n_forms, finished_at = excluded.finished_at, seconds = excluded.seconds, "
@@ -256,8 +257,8 @@ class StateStore:
                     "new_value = excluded.new_value, reviewer = excluded.reviewer, note = excluded.note, "
                     "decided_at = excluded.decided_at", values)
                 db.execute(
-                    "INSERT INTO decision_log(doc_id, field, review_id, decision, old_value, new_value, reviewer, note, "
-                    "decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                    "INSERT INTO decision_log(doc_id, field, review_id, decision, old_value, new_value, reviewer, "
+                    "note, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     def decisions(self, doc_id: str | None = None) -> list[Decision]:
         query = ("SELECT doc_id, field, review_id, decision, old_value, new_value, reviewer, note, decided_at "
@@ -307,7 +308,8 @@ class StateStore:
 
     def start_run(self, run_id: str, kind: str) -> None:
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO runs(run_id, kind, started_at) VALUES (?, ?, ?)", (run_id, kind, time.time()))
+            db.execute("INSERT OR REPLACE INTO runs(run_id, kind, started_at) VALUES (?, ?, ?)",
+                       (run_id, kind, time.time()))
 
     def finish_run(self, run_id: str, summary: dict[str, Any]) -> None:
         with self._connect() as db:

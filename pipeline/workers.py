@@ -187,6 +187,8 @@ class _Worker:
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env[_PATH_VARIABLE] = json.dumps([p for p in sys.path if isinstance(p, str)])
+        # N workers share the cores: each OCR session gets its share, so they do not oversubscribe the CPU.
+        env.setdefault("FORMRESCUE_OCR_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, settings.workers))))
         try:
             self.process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno())], env=env,
                                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)

@@ -1,6 +1,8 @@
 """Score the pipeline on scans with truth, fast enough to iterate on.
 
-    python scripts/eval_scans.py [--fresh] [--cache DIR] [--out DIR] PDF...    (V=1 lists silent errors, V=all every wrong field)
+    python scripts/eval_scans.py [--fresh] [--cache DIR] [--out DIR] PDF...
+
+(V=1 lists silent errors, V=all every wrong field.)
 
 Each PDF's Table (the scan reader's output) is cached under --cache (default /tmp/formrescue-tables),
 keyed by the file and the scan reader's source code, so re-running after a change to the form profile

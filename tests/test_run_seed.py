@@ -77,7 +77,8 @@ def test_bad_inputs_fail_clearly_and_the_batch_goes_on(prefect_server: None, tmp
     shutil.copy(SEED, inbox / "good.txt")
     (inbox / "empty.txt").write_bytes(b"")
     (inbox / "garbage.txt").write_bytes(bytes(range(256)) * 40)
-    (inbox / "letter.txt").write_text("关于召开年度工作会议的通知\n各单位：\n定于下周一召开年度工作会议，请准时参加。\n", encoding="utf-8")
+    letter = "关于召开年度工作会议的通知\n各单位：\n定于下周一召开年度工作会议，请准时参加。\n"
+    (inbox / "letter.txt").write_text(letter, encoding="utf-8")
     seed_text = SEED.read_text(encoding="utf-8")
     (inbox / "no-indicators.txt").write_text(seed_text.split("一级指标")[0], encoding="utf-8")
     missing = tmp_path / "does-not-exist.txt"

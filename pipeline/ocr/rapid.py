@@ -45,7 +45,11 @@ def default_model_dir() -> Path:
 
 
 def default_threads() -> int:
-    # One session per process: use both cores of the target machine, never more than it has.
+    # One session per process: use both cores of the target machine, never more than it has; a worker
+    # pool sets FORMRESCUE_OCR_THREADS to each worker's share of the cores.
+    configured = os.environ.get("FORMRESCUE_OCR_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
     return max(1, min(2, os.cpu_count() or 1))
 
 
