@@ -12,9 +12,15 @@ changed; the flows talk to that server.
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import os
+import shutil
+import sys
+import tempfile
 import threading
 from pathlib import Path
+from typing import TextIO
 
 from pipeline.config import repo_root
 
@@ -43,6 +49,21 @@ def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or repo_root() / ".prefect")
 
 
+_home_lock: list[TextIO] = []  # held open for the life of the process
+
+
+def _claim(home: Path) -> bool:
+    """Hold an exclusive lock on the Prefect home for this process; False if another run holds it."""
+    handle = (home / ".formrescue-embedded.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    _home_lock.append(handle)
+    return True
+
+
 def embedded() -> bool:
     return not os.environ.get("PREFECT_API_URL")
 
@@ -57,6 +78,17 @@ def configure(quiet: bool = True) -> None:
         return
     home = prefect_home()
     home.mkdir(parents=True, exist_ok=True)
+    if not _claim(home):
+        # Another embedded run uses this home's database right now: two temporary servers on one SQLite
+        # file lose task-run records. This run gets a private home (its first start migrates a fresh
+        # database: slower, but nothing is lost). Concurrent work belongs on one `prefect server start`.
+        busy = home
+        home = Path(tempfile.mkdtemp(prefix="formrescue-prefect-"))
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+        os.environ["PREFECT_HOME"] = str(home)
+        print(f"formrescue: another run uses {busy}; this one uses its own Prefect home {home} "
+              "(for concurrent runs, start a Prefect server and set PREFECT_API_URL)", file=sys.stderr)
+        _claim(home)
     os.environ.setdefault("PREFECT_HOME", str(home))
     for key, value in _ONE_RUN_SERVER.items():
         os.environ.setdefault(key, value)
