@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.process import finish, run_documents, with_workers
-from pipeline.archive import SignatureIndex, done_ids, locate, scan_archive, select_documents
+from pipeline.archive import SignatureIndex, locate, scan_archive, select_documents
 from pipeline.config import Settings
 from pipeline.errors import InputError
 from pipeline.store import STORE_NAME, StateStore
@@ -45,7 +45,7 @@ def ingest_archive(archive: str, out: str, engine: str = "rapidocr", workers: in
         run_id = _run_id()
         store.start_run(run_id, "ingest")
         scan = scan_archive(archive, work_dir(out_path), settings.limits, store, rehash=rehash)
-        files, unchanged = scan.split_done(done_ids(store, settings.fingerprint()))
+        files, unchanged = scan.split_done(store.done_ids(settings.fingerprint()))
         hashed: dict[str, str] = {}
         summary = run_documents(files, scan.problems, out_path, settings, store, known_ids=scan.known_ids,
                                 on_hashed=lambda item, doc_id: hashed.__setitem__(item.source, doc_id))

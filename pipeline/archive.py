@@ -14,10 +14,8 @@ timestamp tick would keep it. ``rehash=True`` verifies every file regardless.
 from __future__ import annotations
 
 import fnmatch
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,20 +33,6 @@ if TYPE_CHECKING:
 RACY_SECONDS = 2.0
 RERUN_STATUSES = tuple(s.value for s in Status)
 MIN_ID_PREFIX = 8
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS file_signatures (
-    path TEXT PRIMARY KEY,
-    doc_id TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    ctime_ns INTEGER NOT NULL,
-    inode INTEGER NOT NULL,
-    device INTEGER NOT NULL,
-    taken_ns INTEGER NOT NULL
-)
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class FileSignature:
@@ -77,46 +61,21 @@ class FileSignature:
 
 
 class SignatureIndex:
-    """Signatures of files hashed before, kept in the output folder's state-store file (own table)."""
+    """Signatures of files hashed before, kept in the output folder's state store."""
 
     def __init__(self, store: StateStore) -> None:
-        self.path = store.path
-        with self._connect() as db:
-            db.execute(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60.0)
-        try:
-            db.execute("PRAGMA busy_timeout=60000")
-            with db:  # one transaction, committed on success
-                yield db
-        finally:
-            db.close()
+        self.store = store
 
     def load(self) -> dict[str, tuple[str, FileSignature]]:
-        with self._connect() as db:
-            rows = db.execute("SELECT path, doc_id, size, mtime_ns, ctime_ns, inode, device, taken_ns "
-                              "FROM file_signatures").fetchall()
-        return {row[0]: (row[1], FileSignature(*row[2:])) for row in rows}
+        known = self.store.file_signatures()
+        return {path: (doc_id, FileSignature(*fields)) for path, (doc_id, fields) in known.items()}
 
     def save(self, entries: Iterable[tuple[str, str, FileSignature]]) -> int:
         """Record (path, doc_id, signature taken before hashing) in one transaction."""
         rows = [(path, doc_id, s.size, s.mtime_ns, s.ctime_ns, s.inode, s.device, s.taken_ns)
                 for path, doc_id, s in entries]
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO file_signatures(path, doc_id, size, mtime_ns, ctime_ns, inode, "
-                           "device, taken_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.store.save_file_signatures(rows)
         return len(rows)
-
-
-def done_ids(store: StateStore, fingerprint: str) -> set[str]:
-    """Documents finished under ``fingerprint``, in one query: :meth:`StateStore.is_done` for a whole archive.
-    (Reads the store's own table; belongs in StateStore when its owner adds a bulk form.)"""
-    with closing(sqlite3.connect(store.path, timeout=60.0)) as db:
-        rows = db.execute("SELECT doc_id FROM documents WHERE status != 'running' AND fingerprint = ? "
-                          "AND result IS NOT NULL", (fingerprint,)).fetchall()
-    return {row[0] for row in rows}
 
 
 def on_disk(item: InputFile) -> bool:

@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS learned_aliases (
     reviewer TEXT,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS file_signatures (
+    path TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    device INTEGER NOT NULL,
+    taken_ns INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -210,6 +220,13 @@ class StateStore:
             row = db.execute("SELECT status, fingerprint, result FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return bool(row) and row[0] != "running" and row[1] == fingerprint and row[2] is not None
 
+    def done_ids(self, fingerprint: str) -> set[str]:
+        """Documents finished under ``fingerprint``, in one query: :meth:`is_done` for a whole archive."""
+        with self._connect() as db:
+            rows = db.execute("SELECT doc_id FROM documents WHERE status != 'running' AND fingerprint = ? "
+                              "AND result IS NOT NULL", (fingerprint,)).fetchall()
+        return {row[0] for row in rows}
+
     # -- sources
 
     def record_source(self, path: str, doc_id: str, size: int | None = None, mtime: float | None = None) -> None:
@@ -241,6 +258,19 @@ class StateStore:
         with self._connect() as db:
             return [r[0] for r in db.execute("SELECT path FROM sources WHERE doc_id = ? ORDER BY seen_at DESC",
                                              (doc_id,)).fetchall()]
+
+    def file_signatures(self) -> dict[str, tuple[str, tuple[int, int, int, int, int, int]]]:
+        """path -> (doc_id, (size, mtime_ns, ctime_ns, inode, device, taken_ns)) of files hashed before."""
+        with self._connect() as db:
+            rows = db.execute("SELECT path, doc_id, size, mtime_ns, ctime_ns, inode, device, taken_ns "
+                              "FROM file_signatures").fetchall()
+        return {row[0]: (row[1], tuple(row[2:])) for row in rows}
+
+    def save_file_signatures(self, rows: list[tuple[str, str, int, int, int, int, int, int]]) -> None:
+        """Record (path, doc_id, size, mtime_ns, ctime_ns, inode, device, taken_ns) in one transaction."""
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO file_signatures(path, doc_id, size, mtime_ns, ctime_ns, inode, "
+                           "device, taken_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     # -- decisions
 
