@@ -6,23 +6,29 @@ as pure functions, so each step can be tested on small JSON fixtures (``tests/da
 The steps:
 
 1. :func:`detect_rulings`: long thin straight runs of ink (morphological opening) become line
-   :class:`Segment` s with their measured slope; each is traced along the ink to its true ends, and
-   collinear pieces broken by noise or faint print are joined.
+   :class:`Segment` s with their measured slope (a double rule blurred into one thick band is one
+   line); each is traced along the ink to its true ends (never past the first rule it crosses), and
+   collinear pieces broken by noise or faint print are joined; :func:`prune_text_runs` then drops runs
+   of character strokes (ink flanks them as it flanks a stroke) and cuts a rule's end that runs on
+   into text or past the rule it ends on.
 2. :func:`find_tables`: segments that touch form a table (runs of character strokes, which touch a
    border at one end at most, are dropped); a double rule splits two tables printed back to back; per
-   table, segments are clustered into grid lines (:class:`GridLine`), every grid boundary is tested for
-   how much of it is actually ruled, and unruled boundaries merge grid cells into spans
-   (:class:`GridCell`); grid cells outside the ruled outline are not cells.
+   table, segments are clustered into grid lines (:class:`GridLine`; close lines merge only when they
+   run side by side), every grid boundary is tested for how much of it is actually ruled, and unruled
+   boundaries merge grid cells into spans (:class:`GridCell`); grid cells outside the ruled outline are
+   not cells.
 3. :func:`cell_text_lines` / :func:`free_text_lines`: text lines found from the ink profile inside a
-   cell (or outside every table), the boxes a line recogniser reads.
+   cell (or outside every table), the boxes a line recogniser reads; the page's text size is measured
+   first (:func:`text_size`), so lines of small print set tight are split and dust is told from text.
 4. :func:`assign_words` and :func:`join_text`: words from a full-page OCR or a PDF text layer go to the
    cell that holds them (a word straddling a cell border is split there) and are joined in reading order.
 5. :func:`unify_columns`: the column lines of every table of a document, normalised by each table's outer
-   border, clustered into one document-wide column grid.
+   border, matched table by table into one document-wide column grid.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +49,8 @@ class LayoutParams:
     min_h_line: float = 0.27  # a horizontal rule is longer than any character (title chars ~0.2")
     min_v_line: float = 0.20  # shorter than the lowest one-line row (~0.3"), longer than a character stroke
     max_thickness: float = 0.05  # thicker "lines" are blobs: a lid band, a filled box
+    max_double: float = 0.12  # ... unless long: a double rule (two tables printed back to back) blurred into one
+    min_double_length: float = 1.0
     join_gap: float = 0.15  # collinear pieces closer than this are one broken line
     touch: float = 0.05  # a line ends "at" another within this distance
     cluster: float = 0.03  # segments within this distance are one grid line (a double rule is further apart)
@@ -50,6 +58,7 @@ class LayoutParams:
     coverage: float = 0.5  # share of a grid boundary that must be ruled to separate two cells
     em: float = 11 / 72  # expected body text height (11 pt)
     cell_margin: float = 0.02  # inset of a cell's text area from its ruling lines
+    faint: bool = False  # faint print: a line's first or last character may be missing from its ink box
 
     def px(self, inches: float) -> float:
         return inches * self.dpi
@@ -133,12 +142,14 @@ def line_masks(ink: np.ndarray, params: LayoutParams) -> tuple[np.ndarray, np.nd
     return h, v
 
 
-def _trace(ink: np.ndarray, seg: Segment, params: LayoutParams) -> Segment:
+def _trace(ink: np.ndarray, seg: Segment, params: LayoutParams, across: np.ndarray | None = None) -> Segment:
     """Grow a segment at both ends along the ink of its line (within a pixel or two of it).
 
     The opening above only keeps straight runs as long as its kernel; the last stretch of a thin line
     that steps by one pixel (slight slope, perspective) is shorter and would be lost, leaving the line
-    short of the border it meets.
+    short of the border it meets. ``across`` (the mask of the perpendicular rules) stops the walk just
+    past the first rule it crosses: beyond a T-junction the ink in line with a rule is text ("完"'s
+    stroke under a column border), and following it would rule a merged cell in two.
     """
     h, w = ink.shape
     reach = round(params.px(0.3))
@@ -149,10 +160,17 @@ def _trace(ink: np.ndarray, seg: Segment, params: LayoutParams) -> Segment:
         last = t0
         gap = 0
         limit = w if seg.horizontal else h
+        crossing = False
         t = t0 + step
         while 0 <= t < limit and abs(t - t0) <= reach:
             c = round(seg.at(t))
             window = ink[max(0, c - band):c + band + 1, t] if seg.horizontal else ink[t, max(0, c - band):c + band + 1]
+            if across is not None:
+                on_rule = bool((across[max(0, c - band):c + band + 1, t] if seg.horizontal
+                                else across[t, max(0, c - band):c + band + 1]).any())
+                if crossing and not on_rule:
+                    break
+                crossing = crossing or on_rule
             if window.any():
                 last, gap = t, 0
             else:
@@ -177,6 +195,7 @@ def _segments_from_mask(mask: np.ndarray, horizontal: bool, params: LayoutParams
     position is the mean of the line pixels in a short window there, so the slope is measured."""
     m = mask if horizontal else np.ascontiguousarray(mask.T)
     max_thick = params.px(params.max_thickness)
+    max_double, double_length = params.px(params.max_double), params.px(params.min_double_length)
     out: list[Segment] = []
     rows = np.flatnonzero(m.any(axis=1))
     if rows.size == 0:
@@ -190,7 +209,7 @@ def _segments_from_mask(mask: np.ndarray, horizontal: bool, params: LayoutParams
         for i in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[i])
             thickness = area / max(1, w)
-            if thickness > max_thick:
+            if thickness > max_thick and (thickness > max_double or w < double_length):
                 continue
             piece = labels[y:y + h, x:x + w] == i
             end = max(2, min(w // 4, round(params.px(0.1))))
@@ -244,13 +263,115 @@ def _join(a: Segment, b: Segment) -> Segment:
     return Segment(first.x0, first.y0, end_piece.x1, end_piece.y1, False, thickness)
 
 
+def flank_shares(ink: np.ndarray, seg: Segment, a: float, b: float) -> tuple[float, float]:
+    """How much ink lies beside the stretch ``[a, b]`` of a segment on both sides at once: the share of
+    positions with ink 2-6 px off its edges on both sides ("flanked"), and with ink right at its edges
+    (1-2 px) on both sides ("touched").
+
+    A rule has paper on both sides but for text printed close to it (flanked where two cells' text runs
+    up to it, rarely touched: cell padding leaves a gap); a character's stroke has the character's
+    other strokes around and across it (measured on rules: flanked 0-0.34, touched 0-0.09; strokes
+    taken for rules: flanked 0.14-0.93, touched 0-0.87).
+    """
+    lo, hi = max(0, math.floor(a)), math.ceil(b)
+    hi = min(hi, ink.shape[1] if seg.horizontal else ink.shape[0])
+    if hi - lo < 1:
+        return 0.0, 0.0
+    t = np.arange(lo, hi)
+    c = np.round((seg.y0 if seg.horizontal else seg.x0) + (t - seg.start) * seg.slope).astype(np.int64)
+    half = math.ceil(seg.thickness / 2)
+    across = ink.shape[0] if seg.horizontal else ink.shape[1]
+
+    def side(offsets: range, sign: int) -> np.ndarray:
+        found = np.zeros(t.size, bool)
+        for k in offsets:
+            q = np.clip(c + sign * (half + k), 0, across - 1)
+            found |= (ink[q, t] if seg.horizontal else ink[t, q]) > 0
+        return found
+
+    flanked = side(range(2, 7), -1) & side(range(2, 7), 1)
+    touched = side(range(1, 3), -1) & side(range(1, 3), 1)
+    return float(flanked.mean()), float(touched.mean())
+
+
+def _cut(seg: Segment, start: float, end: float) -> Segment:
+    if seg.horizontal:
+        return Segment(start, seg.at(start), end, seg.at(end), True, seg.thickness)
+    return Segment(seg.at(start), start, seg.at(end), end, False, seg.thickness)
+
+
+def _text_like(ink: np.ndarray, seg: Segment, a: float, b: float) -> bool:
+    flanked, touched = flank_shares(ink, seg, a, b)
+    return touched >= 0.1 or flanked >= 0.45
+
+
+# A segment whose stretches between crossing rules are text-like over this share of its length is a
+# run of character strokes; longer segments than TEXT_RUN_MAX are rules whatever text crowds them.
+TEXT_RUN_SHARE = 0.5
+TEXT_RUN_MAX = 2.0
+
+
+def prune_text_runs(ink: np.ndarray, segments: Sequence[Segment], others: Sequence[Segment],
+                    params: LayoutParams) -> list[Segment]:
+    """Rules without the ink of text that was taken for them.
+
+    Dense tables print text against their rules, and a character's strokes then join a rule or each
+    other into runs the opening keeps: the vertical strokes of one column of characters, row above
+    row, through the rules between them ("G60" over "发表" over "举办" splitting the 三级指标 column), a
+    bold title's strokes. Each segment is cut at the rules it crosses, and a stretch between two
+    crossings is text-like when ink flanks it as it flanks a stroke (:func:`flank_shares`); a segment
+    that is mostly text-like goes. And text printed in line with a rule (the vertical stroke of "情"
+    under a column border) joins the rule's ink and would make it reach into the next row, splitting
+    a merged cell there: the end of a rule that runs on past the last rule it crosses, stops short of
+    any other, and is text-like (or overshoots the crossing by less than 0.12 in) is cut off: a rule
+    ends on a crossing rule.
+    """
+    tol = params.px(params.touch)
+    tight = max(2.0, params.px(0.02))
+    overshoot = params.px(0.12)  # blur, ink bleed, the upper table's rule run into the lower table's row
+    longest = params.px(TEXT_RUN_MAX)
+    out = []
+    for seg in segments:
+        cross: list[float] = []
+        free_start = free_end = True
+        for o in others:
+            t = o.at(seg.pos)  # where the other rule is, along this one
+            if not o.start - tol <= seg.at(t) <= o.end + tol:
+                continue
+            if abs(t - seg.start) <= tight:
+                free_start = False
+            if abs(t - seg.end) <= tight:
+                free_end = False
+            if seg.start + tight < t < seg.end - tight:
+                cross.append(t)
+        cross.sort()
+        stops = [seg.start, *cross, seg.end]
+        pieces = [(a, b) for a, b in itertools.pairwise(stops) if b - a > 2 * tight]
+        text = [_text_like(ink, seg, a + tight, b - tight) for a, b in pieces]
+        if seg.length < longest and pieces:
+            share = sum(b - a for (a, b), t in zip(pieces, text, strict=True) if t) / max(1.0, seg.length)
+            if share >= TEXT_RUN_SHARE:
+                continue
+        start, end = seg.start, seg.end
+        head_text = bool(text) and pieces[0][0] == seg.start and text[0]
+        tail_text = bool(text) and pieces[-1][1] == seg.end and text[-1]
+        if cross and free_start and (cross[0] - seg.start < overshoot or head_text):
+            start = cross[0]
+        if cross and free_end and (seg.end - cross[-1] < overshoot or tail_text):
+            end = cross[-1]
+        out.append(seg if (start, end) == (seg.start, seg.end) or end <= start else _cut(seg, start, end))
+    return out
+
+
 def detect_rulings(ink: np.ndarray, params: LayoutParams) -> tuple[Rulings, np.ndarray]:
     """Ruling-line segments of a prepared page, and the mask of their pixels (to take out of the text)."""
     h_mask, v_mask = line_masks(ink, params)
     horizontal = merge_collinear(_segments_from_mask(h_mask, True, params), params)
     vertical = merge_collinear(_segments_from_mask(v_mask, False, params), params)
-    horizontal = merge_collinear((_trace(ink, s, params) for s in horizontal), params)
-    vertical = merge_collinear((_trace(ink, s, params) for s in vertical), params)
+    horizontal = merge_collinear((_trace(ink, s, params, v_mask) for s in horizontal), params)
+    vertical = merge_collinear((_trace(ink, s, params, h_mask) for s in vertical), params)
+    horizontal, vertical = (prune_text_runs(ink, horizontal, vertical, params),
+                            prune_text_runs(ink, vertical, horizontal, params))
     return Rulings(tuple(horizontal), tuple(vertical)), cv2.bitwise_or(h_mask, v_mask)
 
 
@@ -367,14 +488,28 @@ def _cluster_lines(segments: Sequence[Segment], tol: float) -> list[list[Segment
 
 
 def _collapse_thin(lines: list[GridLine], min_gap: float) -> list[GridLine]:
-    """Two grid lines closer than ``min_gap`` (a double border, two stacked tables) become one."""
+    """Two grid lines closer than ``min_gap`` that run side by side (a double border) become one.
+
+    Lines that are close but cover different stretches stay apart: the column borders of two tables
+    printed back to back (the project block above, the indicator block below) may differ by a few
+    millimetres, and merging them would take the upper table's border away.
+    """
     out: list[GridLine] = []
     for line in lines:
-        if out and line.pos - out[-1].pos < min_gap:
+        if out and line.pos - out[-1].pos < min_gap and _side_by_side(out[-1], line):
             out[-1] = GridLine.of(out[-1].segments + line.segments, line.horizontal)
-        else:
-            out.append(line)
+            continue
+        out.append(line)
     return out
+
+
+def _side_by_side(a: GridLine, b: GridLine, of_longer: bool = False) -> bool:
+    """Whether two parallel lines share a good part of their extent (a double rule does; the border
+    of one block and a nearby border of the block below or beside it do not). ``of_longer``: a good
+    part of the longer one (a short piece of border beside a long rule is not a double rule)."""
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    lengths = (a.end - a.start, b.end - b.start)
+    return shared >= (0.5 * max(lengths) if of_longer else 0.3 * min(lengths))
 
 
 def _touches(h: Segment, v: Segment, tol: float) -> bool:
@@ -418,10 +553,20 @@ def group_tables(rulings: Rulings, params: LayoutParams) -> list[tuple[list[Segm
 def _supported(hs: list[Segment], vs: list[Segment], tol: float) -> tuple[list[Segment], list[Segment]]:
     """Drop segments that are not table rules: a rule (all its collinear pieces together, when it is
     broken) ends on crossing rules at both ends, or is long. A run of character strokes long enough to
-    pass the opening may touch a cell border at one end, never at both."""
+    pass the opening may touch a cell border at one end, never at both.
 
-    def touches(t: float, p: float, others: list[Segment]) -> bool:
-        return any(abs(o.at(p) - t) <= tol and o.start - tol <= p <= o.end + tol for o in others)
+    A rule may end a little short of the rule it meets (``tol``) or run on past it (blur, ink bleed,
+    a piece of the next table's rule): the crossing rule may lie well inside either end (up to 30 % of
+    its length), as long as the two ends meet two different rules.
+    """
+
+    def crossings(lo: float, hi: float, p: float, others: list[Segment]) -> list[float]:
+        found = []
+        for o in others:
+            q = o.at(p)
+            if lo <= q <= hi and o.start - tol <= p <= o.end + tol:
+                found.append(q)
+        return found
 
     def keep(segs: list[Segment], others: list[Segment]) -> list[Segment]:
         if not segs:
@@ -431,8 +576,14 @@ def _supported(hs: list[Segment], vs: list[Segment], tol: float) -> tuple[list[S
         for line in _cluster_lines(segs, tol):
             a = min(line, key=lambda s: s.start)
             b = max(line, key=lambda s: s.end)
-            long = b.end - a.start >= 0.5 * extent
-            if long or (touches(a.start, a.at(a.start), others) and touches(b.end, b.at(b.end), others)):
+            length = b.end - a.start
+            if length >= 0.5 * extent:
+                out.extend(line)
+                continue
+            overrun = 0.3 * length  # text never crosses a rule: a segment crossing two rules is one
+            first = crossings(a.start - tol, a.start + overrun, a.at(a.start), others)
+            last = crossings(b.end - overrun, b.end + tol, b.at(b.end), others)
+            if first and last and max(last) - min(first) > 2 * tol:
                 out.extend(line)
         return out
 
@@ -554,7 +705,8 @@ def split_stacked(h_segments: Sequence[Segment], v_segments: Sequence[Segment], 
     tol = params.px(params.cluster)
     lines = [GridLine.of(g, True) for g in _cluster_lines(h_segments, tol)]
     min_gap = params.px(params.min_cell)
-    cuts = [i for i in range(len(lines) - 1) if lines[i + 1].pos - lines[i].pos < min_gap]
+    cuts = [i for i in range(len(lines) - 1)
+            if lines[i + 1].pos - lines[i].pos < min_gap and _side_by_side(lines[i], lines[i + 1], of_longer=True)]
     if not cuts:
         return [(list(h_segments), list(v_segments))]
     bounds = []
@@ -594,6 +746,53 @@ def text_mask(ink: np.ndarray, lines: np.ndarray, params: LayoutParams | None = 
     """Ink without ruling lines (widened a little to take their edges) and without isolated specks."""
     out = cv2.subtract(ink, cv2.dilate(lines, np.ones((5, 5), np.uint8)))
     return remove_specks(out, params) if params is not None else out
+
+
+def text_size(tmask: np.ndarray, tables: Sequence[PageTable], params: LayoutParams) -> float | None:
+    """The page's body text height in inches, from the heights of the ink bands in its cells.
+
+    Forms print in 8 to 12 pt; line finding (which bands are one line, where a tall band splits, what
+    is a speck) needs the size actually used. Bands are rows of ink inside a cell; most are one line
+    of text, some are digits (shorter) or two touching lines (taller), so the upper quartile of the
+    plausible heights is taken. None when the page has too few cells with text to tell.
+    """
+    m = params.px(params.cell_margin)
+    lo, hi = params.px(0.05), params.px(0.3)
+    h, w = tmask.shape
+    heights: list[int] = []
+    for t in tables:
+        for c in t.cells:
+            b = c.bbox
+            y0, y1 = max(0, math.ceil(b.y0 + m)), min(h, math.floor(b.y1 - m))
+            x0, x1 = max(0, math.ceil(b.x0 + m)), min(w, math.floor(b.x1 - m))
+            if y1 - y0 < 2 or x1 - x0 < 2:
+                continue
+            heights.extend(bb - a for a, bb in _runs(_text_rows(tmask[y0:y1, x0:x1]), 1) if lo <= bb - a <= hi)
+    if len(heights) < 15:
+        return None
+    size = float(np.percentile(heights, 75)) / params.dpi
+    return float(np.clip(size, 0.6 * params.em, 1.4 * params.em))
+
+
+def drop_small_blobs(mask: np.ndarray, params: LayoutParams, size: float = 0.045) -> np.ndarray:
+    """The mask without blobs smaller than ``size`` inches both ways, wherever they are.
+
+    For speckled pages only (dithered binarisation, dense pepper noise): there the noise clusters
+    beside text too, so :func:`remove_specks` keeps much of it. A character's strokes are larger
+    (a "1" is as tall as the line); a decimal point lost here is still in its line's crop, which is
+    cut from the page image.
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return mask
+    limit = params.px(size)
+    small = (stats[:, cv2.CC_STAT_WIDTH] < limit) & (stats[:, cv2.CC_STAT_HEIGHT] < limit)
+    small[0] = False
+    if not small.any():
+        return mask
+    out = mask.copy()
+    out[small[labels]] = 0
+    return out
 
 
 def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
@@ -637,11 +836,17 @@ def _runs(values: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+def _text_rows(mask: np.ndarray) -> np.ndarray:
+    """Rows of a region that hold text: rows with only a trace of ink (a speck, the stroke where two
+    lines touch after blur) separate lines."""
+    profile = np.count_nonzero(mask, axis=1)
+    return np.asarray(profile > 0.04 * float(profile.max(initial=0)))
+
+
 def _bands(mask: np.ndarray, params: LayoutParams) -> list[tuple[int, int]]:
     """Text-line bands (row ranges) of a region's text mask."""
     em = params.px(params.em)
-    rows = np.asarray(mask.any(axis=1))
-    bands = _runs(rows, max(1, round(0.2 * em)))
+    bands = _runs(_text_rows(mask), 1)
     # A short band right next to another (the strokes of 二/三, a dash, a quote mark) belongs to it.
     merged: list[tuple[int, int]] = []
     for a, b in bands:
@@ -656,18 +861,27 @@ def _bands(mask: np.ndarray, params: LayoutParams) -> list[tuple[int, int]]:
 
 
 def _split_tall(mask: np.ndarray, a: int, b: int, em: float) -> list[tuple[int, int]]:
-    """A band much taller than one line (lines touching after blur) split at its emptiest rows."""
+    """A band taller than one line (lines touching after blur) split at its emptiest rows.
+
+    n lines of height ~em sit at a pitch of ~1.2-1.3 em when they touch; each cut is taken at the
+    emptiest row near where it is expected, and only where that row really is a valley (a tall single
+    line, "（" or a speck above digits, has none).
+    """
     height = b - a
-    pitch = 1.45 * em
-    n = round(height / pitch)
-    if height < 1.9 * em or n < 2:
+    n = round((height - em) / (1.25 * em)) + 1
+    if height < 1.6 * em or n < 2:
         return [(a, b)]
-    profile = mask[a:b].sum(axis=1, dtype=np.int64)
-    cuts = []
+    profile = np.count_nonzero(mask[a:b], axis=1)
+    typical = float(np.median(profile[profile > 0])) if profile.any() else 0.0
+    cuts: list[int] = []
     for k in range(1, n):
         centre = round(k * height / n)
-        lo, hi = max(1, centre - round(0.35 * em)), min(height - 1, centre + round(0.35 * em))
-        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre)
+        lo, hi = max(1, centre - round(0.4 * em)), min(height - 1, centre + round(0.4 * em))
+        if hi <= lo:
+            continue
+        cut = lo + int(np.argmin(profile[lo:hi]))
+        if profile[cut] <= 0.4 * typical and (not cuts or cut - cuts[-1] >= 0.6 * em):
+            cuts.append(cut)
     edges = [0, *cuts, height]
     return [(a + edges[i], a + edges[i + 1]) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
 
@@ -676,15 +890,18 @@ def _segments_in_band(mask: np.ndarray, a: int, b: int, max_gap: float, params: 
                       ) -> list[tuple[int, int, int, int]]:
     """Pieces of one text line separated by wide gaps, as (x0, y0, x1, y1) ink boxes; specks dropped."""
     band = mask[a:b]
-    speck = 0.25 * params.px(params.em)
+    em = params.px(params.em)
     out = []
     for x0, x1 in _runs(np.asarray(band.any(axis=0)), max(1, round(max_gap))):
         piece = band[:, x0:x1]
         ys = np.flatnonzero(piece.any(axis=1))
         y0, y1 = a + int(ys[0]), a + int(ys[-1]) + 1
-        if (x1 - x0) < speck and (y1 - y0) < speck:
+        w, h = x1 - x0, y1 - y0
+        if w < 0.45 * em and h < 0.45 * em and not (w >= 0.3 * em and h <= 0.4 * w):
+            # Smaller than any character (a "1" or "0" is 0.7 em tall) and not a dash: dust that
+            # sits alone, which a recogniser reads as "i", "1" or "世".
             continue
-        if (y1 - y0) < 0.12 * params.px(params.em) and (x1 - x0) > 4 * params.px(params.em):
+        if h < 0.12 * em and w > 4 * em:
             continue  # a stray rule (page edge, underline), not text
         out.append((x0, y0, x1, y1))
     return out
@@ -753,7 +970,7 @@ def line_crop_box(line: BBox, limit: BBox | None, params: LayoutParams, shape: t
     # proportions the recogniser was trained on (a 4 px high crop of "—" reads as "_").
     height = max(line.height, 0.75 * em)
     pad_y = max(0.15 * em, 0.2 * height)
-    pad_x = max(0.2 * em, 0.3 * height)
+    pad_x = max(0.2 * em, 0.3 * height, 0.45 * em if params.faint else 0.0)
     cy = line.cy
     box = BBox(line.x0 - pad_x, cy - height / 2 - pad_y, line.x1 + pad_x, cy + height / 2 + pad_y)
     if limit is not None:
@@ -908,21 +1125,69 @@ def unify_columns(tables: Sequence[Sequence[float]], tol: float = 0.008) -> tupl
 
     Returns the edges (fractions, 0.0 and 1.0 included) and, per table, the edge index of each of its
     column lines. Lines of different tables within ``tol`` are one edge; two lines of one table never are.
+
+    Tables are taken in turn, each table's lines matched in order to the edges so far (an alignment
+    that pairs lines with the nearest edges within ``tol``, never crossing): a table may have two lines
+    closer than ``tol`` (the border of its funds block beside the border of its indicator block), and
+    a later table's line then joins the one it is nearest to, not whichever comes first.
     """
-    points = sorted((float(f), ti, li) for ti, fr in enumerate(tables) for li, f in enumerate(fr))
-    if not points:
+    clusters: list[list[float]] = []  # positions of the lines in each edge, kept sorted by mean
+    members: list[list[tuple[int, int]]] = []  # (table, line) of each edge
+    for ti, fractions in enumerate(tables):
+        lines = sorted((float(f), li) for li, f in enumerate(fractions))
+        centers = [float(np.mean(c)) for c in clusters]
+        matched = _align_lines([f for f, _ in lines], centers, tol)
+        for (f, li), k in zip(lines, matched, strict=True):
+            if k is not None:
+                clusters[k].append(f)
+                members[k].append((ti, li))
+        for (f, li), k in zip(lines, matched, strict=True):
+            if k is None:
+                clusters.append([f])
+                members.append([(ti, li)])
+        order = sorted(range(len(clusters)), key=lambda k: float(np.mean(clusters[k])))
+        clusters = [clusters[k] for k in order]
+        members = [members[k] for k in order]
+    if not clusters:
         return (0.0, 1.0), [[] for _ in tables]
-    clusters: list[list[tuple[float, int, int]]] = []
-    for p in points:
-        if clusters and p[0] - clusters[-1][-1][0] <= tol and all(q[1] != p[1] for q in clusters[-1]):
-            clusters[-1].append(p)
-        else:
-            clusters.append([p])
-    edges = [float(np.mean([q[0] for q in c])) for c in clusters]
+    edges = [float(np.mean(c)) for c in clusters]
     # outer borders are 0 and 1 by construction; keep them exact
     edges[0], edges[-1] = 0.0, 1.0 if len(edges) > 1 else edges[-1]
     maps: list[list[int]] = [[0] * len(fr) for fr in tables]
-    for k, c in enumerate(clusters):
-        for _, ti, li in c:
+    for k, group in enumerate(members):
+        for ti, li in group:
             maps[ti][li] = k
     return tuple(edges), maps
+
+
+def _align_lines(lines: Sequence[float], centers: Sequence[float], tol: float) -> list[int | None]:
+    """For each of ``lines`` (sorted) the index of the edge in ``centers`` (sorted) it joins, or None:
+    the order-keeping matching of least total distance, a line left alone costing ``tol``."""
+    n, m = len(lines), len(centers)
+    inf = float("inf")
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    step = [[0] * (m + 1) for _ in range(n + 1)]  # 1: line alone, 2: edge unused, 3: matched
+    cost[0] = [0.0] * (m + 1)
+    for j in range(1, m + 1):
+        step[0][j] = 2
+    for i in range(1, n + 1):
+        for j in range(m + 1):
+            best, how = cost[i - 1][j] + tol, 1
+            if j > 0 and cost[i][j - 1] < best:
+                best, how = cost[i][j - 1], 2
+            d = abs(lines[i - 1] - centers[j - 1]) if j > 0 else inf
+            if d <= tol and cost[i - 1][j - 1] + d < best:
+                best, how = cost[i - 1][j - 1] + d, 3
+            cost[i][j], step[i][j] = best, how
+    out: list[int | None] = [None] * n
+    i, j = n, m
+    while i > 0:
+        how = step[i][j]
+        if how == 3:
+            out[i - 1] = j - 1
+            i, j = i - 1, j - 1
+        elif how == 1:
+            i -= 1
+        else:
+            j -= 1
+    return out

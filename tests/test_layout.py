@@ -67,6 +67,20 @@ def test_rulings_fixture_give_expected_cells(path: Path) -> None:
     assert got == expected, data.get("note", "")
 
 
+@pytest.mark.parametrize("path", sorted((DATA / "layout").glob("*.ink.png")), ids=lambda p: p.name.split(".")[0])
+def test_ink_fixture_gives_expected_cells(path: Path) -> None:
+    """Real pages' ink masks (dense text against the rules, bold binarised print, a blurred double rule):
+    rulings found in the pixels, text strokes told from rules, the expected grid."""
+    from PIL import Image
+
+    data = json.loads(path.with_name(path.name.replace(".ink.png", ".json")).read_text(encoding="utf-8"))
+    ink = np.where(np.asarray(Image.open(path).convert("L")) > 127, 255, 0).astype(np.uint8)
+    params = LayoutParams(dpi=float(data["dpi"]))
+    rulings, _ = layout.detect_rulings(ink, params)
+    tables = layout.find_tables(rulings, params)
+    assert structure(tables) == [sorted(tuple(c) for c in e["cells"]) for e in data["expected"]], data.get("note", "")
+
+
 def test_every_grid_position_is_covered_once() -> None:
     data = json.loads((DATA / "layout" / "grid_merged.json").read_text(encoding="utf-8"))
     (table,) = layout.find_tables(Rulings.from_dict(data["rulings"]), LayoutParams(dpi=150))
@@ -119,6 +133,62 @@ def test_trace_extends_a_stepped_line_to_the_border() -> None:
     assert line.start <= 22
 
 
+def test_double_rule_blurred_into_one_thick_line_is_still_a_rule() -> None:
+    """Two tables printed back to back: their double rule blurs into one band thicker than a rule."""
+    ink = np.zeros((300, 700), np.uint8)
+    for y in (50, 100, 200, 250):
+        ink[y:y + 3, 50:651] = 255
+    ink[146:157, 50:651] = 255  # 11 px: two 4 px rules and the gap between them, closed by blur
+    for x in (50, 649):
+        ink[50:253, x:x + 3] = 255
+    ink[50:152, 300:303] = 255  # a column border of the upper table only
+    ink[150:253, 400:403] = 255  # ... and one of the lower table only, 100 px to its right
+    params = LayoutParams(dpi=150)
+    rulings, _ = layout.detect_rulings(ink, params)
+    (table,) = layout.find_tables(rulings, params)
+    assert table.n_rows == 4
+    assert structure([table]) == [[(0, 0, 1, 1), (0, 1, 1, 2), (1, 0, 1, 1), (1, 1, 1, 2),
+                                   (2, 0, 1, 2), (2, 2, 1, 1), (3, 0, 1, 2), (3, 2, 1, 1)]]
+
+
+def test_close_column_borders_of_stacked_blocks_stay_apart() -> None:
+    """Column borders 10 px apart, one ruling the upper rows and one the lower, are two borders."""
+    segs = [Segment(50, y, 650, y, True) for y in (50, 100, 150, 200)]
+    segs += [Segment(x, 50, x, 200, False) for x in (50, 650)]
+    segs += [Segment(300, 50, 300, 100, False), Segment(310, 100, 310, 200, False)]
+    rulings = Rulings(tuple(s for s in segs if s.horizontal), tuple(s for s in segs if not s.horizontal))
+    (table,) = layout.find_tables(rulings, LayoutParams(dpi=150))
+    assert (table.n_rows, table.n_cols) == (3, 3)
+    assert structure([table]) == [[(0, 0, 1, 1), (0, 1, 1, 2), (1, 0, 1, 2), (1, 2, 1, 1),
+                                   (2, 0, 1, 2), (2, 2, 1, 1)]]
+
+
+def test_text_stroke_in_line_with_a_rule_does_not_split_the_merged_cell_below() -> None:
+    ink = np.zeros((220, 700), np.uint8)
+    for y in (50, 100, 170):
+        ink[y:y + 3, 50:651] = 255
+    for x in (50, 649):
+        ink[50:173, x:x + 3] = 255
+    ink[50:102, 350:353] = 255  # the border of the upper row's two cells
+    ink[102:140, 350:353] = 255  # a character's vertical stroke right under it (the merged row's text)
+    for y in (104, 112, 120, 128):  # ... crossed by the character's other strokes ("丰")
+        ink[y:y + 3, 335:368] = 255
+    params = LayoutParams(dpi=150)
+    rulings, _ = layout.detect_rulings(ink, params)
+    (table,) = layout.find_tables(rulings, params)
+    assert structure([table]) == [[(0, 0, 1, 1), (0, 1, 1, 1), (1, 0, 1, 2)]]
+
+
+def test_short_column_border_that_overruns_its_row_is_kept() -> None:
+    """A short border (one row of the funds block) drawn past the rule it ends on (blur, ink bleed)."""
+    segs = [Segment(50, y, 650, y, True) for y in (50, 100, 150, 200)]
+    segs += [Segment(x, 50, x, 200, False) for x in (50, 650)]
+    segs += [Segment(300, 99, 300, 158, False)]  # row 1 only, 8 px past its bottom rule
+    rulings = Rulings(tuple(s for s in segs if s.horizontal), tuple(s for s in segs if not s.horizontal))
+    (table,) = layout.find_tables(rulings, LayoutParams(dpi=150))
+    assert (1, 0, 1, 1) in structure([table])[0]
+
+
 # ------------------------------------------------------------------------------------------- text lines
 
 
@@ -137,6 +207,23 @@ def test_cell_text_lines_finds_each_line_and_ignores_specks() -> None:
     mask = layout.remove_specks(mask, params)
     lines = layout.cell_text_lines(mask, BBox(10, 10, 390, 190), params)
     assert [(round(b.y0), round(b.x0), round(b.x1)) for b in lines] == [(30, 30, 227), (65, 30, 102)]
+
+
+def test_touching_lines_of_small_text_are_split() -> None:
+    """Two lines of 8 pt text set tight, joined by a trace of ink: two lines, found with the page's size."""
+    mask = np.zeros((80, 300), np.uint8)
+    _blocks(mask, 20, 20, 8, size=14, gap=2)
+    _blocks(mask, 20, 36, 5, size=14, gap=2)
+    mask[34:36, 60:62] = 255  # the two lines touch where blur joined two strokes
+    cell = BBox(10, 10, 290, 70)
+    table = layout.PageTable((), (), (layout.GridCell(0, 0, 1, 1, cell),))
+    size = layout.text_size(np.tile(mask, (10, 1)), [layout.PageTable((), (), tuple(
+        layout.GridCell(k, 0, 1, 1, BBox(10, 10 + 80 * k, 290, 70 + 80 * k)) for k in range(10)))],
+        LayoutParams(dpi=150))
+    assert size is not None and 13 <= size * 150 <= 16
+    params = LayoutParams(dpi=150, em=size)
+    lines = layout.cell_text_lines(mask, table.cells[0].bbox, params)
+    assert [(round(b.y0), round(b.y1)) for b in lines] == [(20, 34), (36, 50)]
 
 
 def test_remove_specks_keeps_punctuation_beside_text() -> None:
@@ -207,6 +294,13 @@ def test_unify_columns_clusters_lines_of_different_tables() -> None:
     assert maps == [[0, 2, 4, 5], [0, 2, 3, 5], [0, 1, 2, 5]]
 
 
+def test_unify_columns_joins_the_nearest_of_two_close_lines() -> None:
+    """Page 1 has its funds block's border at 0.764 and its indicator block's at 0.768; page 2 (only
+    indicators) has 0.7675: it is the indicator border, whatever order the values sort in."""
+    edges, maps = layout.unify_columns([(0.0, 0.695, 0.764, 0.768, 0.829, 1.0), (0.0, 0.695, 0.7675, 0.829, 1.0)])
+    assert len(edges) == 6 and maps == [[0, 1, 2, 3, 4, 5], [0, 1, 3, 4, 5]]
+
+
 def test_unify_columns_never_merges_two_lines_of_one_table() -> None:
     edges, maps = layout.unify_columns([(0.0, 0.300, 0.305, 1.0)])
     assert len(edges) == 4 and maps == [[0, 1, 2, 3]]
@@ -269,6 +363,69 @@ def test_crop_cuts_upright_text_from_a_turned_page() -> None:
     piece = imaging.crop(page.source, page.transform, BBox(40, 90, 160, 130))
     assert piece.shape[:2] == (40, 120)
     assert piece[15, 60].tolist() == [0, 0, 0] and piece[2, 60].tolist() == [255, 255, 255]
+
+
+def test_faint_text_gets_its_own_mask_and_full_contrast_crops() -> None:
+    """Faded toner: rules print dark, text at ~200 on 245 paper, under the fixed ink threshold."""
+    rng = np.random.default_rng(3)
+    page = np.clip(245 + rng.normal(0, 3, (1200, 900)), 0, 255).astype(np.uint8)
+    page[200:204, 100:800] = 60
+    page[400:404, 100:800] = 60
+    page[200:404, 100:104] = 60
+    page[200:404, 796:800] = 60
+    for k in range(10):  # a line of "characters" with thin gray strokes
+        x = 150 + 40 * k
+        page[280:310, x:x + 3] = 200
+        page[280:283, x:x + 28] = 200
+        page[307:310, x:x + 28] = 200
+    prepared = imaging.prepare_page(page, 300.0, rotation=0, deskew=False)
+    assert prepared.text_ink is not None
+    assert prepared.ink[140:155, 75:290].sum() == 0 and prepared.text_ink[140:155, 75:290].sum() > 0
+    piece = imaging.ocr_crop(prepared, BBox(70, 135, 300, 160))
+    assert piece.min() < 100 and np.median(piece) == 255  # strokes dark, paper white
+
+
+def test_dithered_page_is_found_speckled_and_its_noise_kept_out_of_the_ink() -> None:
+    """A binarised page dithered into lone black pixels: the min-filter shrink would make them a field
+    of ink; the page is median-filtered first, and the rules and strokes stay."""
+    rng = np.random.default_rng(5)
+    page = np.full((1200, 900), 255, np.uint8)
+    ys, xs = rng.integers(0, 1200, 12000), rng.integers(0, 900, 12000)
+    page[300:304, 100:800] = 0
+    page[600:604, 100:800] = 0
+    page[400:440, 200:206] = 0  # a stroke
+    assert not imaging.is_speckled(page)
+    page[ys, xs] = 0  # 1.1 % of the page: lone dark pixels
+    assert imaging.is_speckled(page)
+    prepared = imaging.prepare_page(page, 300.0, rotation=0, deskew=False)
+    assert prepared.speckled
+    assert prepared.ink[160:290, 120:380].mean() < 3  # paper between the rules: (almost) no ink left
+    assert prepared.ink[151, 100:400].all() and prepared.ink[200:220, 101].any()
+    params = LayoutParams(dpi=150)
+    blobs = np.zeros((100, 100), np.uint8)
+    blobs[10:13, 10:13] = 255  # a noise cluster
+    blobs[40:55, 40:42] = 255  # a "1"
+    kept = layout.drop_small_blobs(blobs, params)
+    assert kept[11, 11] == 0 and kept[45, 41] == 255
+
+
+def test_long_line_on_a_tilted_page_is_cut_upright() -> None:
+    """A line crop across a 1.5-degree tilt is resampled, so it holds none of the line below."""
+    img = np.full((400, 1600, 3), 255, np.uint8)
+    img[100:130, 100:1500] = 0
+    img[140:170, 100:1500] = 0
+    m = cv2.getRotationMatrix2D((800, 200), -1.5, 1.0)
+    tilted = cv2.warpAffine(img, m, (1600, 400), borderValue=(255, 255, 255))
+    page = imaging.prepare_page(tilted, 300.0, rotation=0, deskew=True, work_dpi=300.0)
+    assert abs(page.transform.angle) == pytest.approx(1.5, abs=0.2)
+    rows = np.flatnonzero((page.ink > 0).mean(axis=1) > 0.5)
+    first = rows[: int(np.argmax(np.diff(rows) > 1)) + 1]  # the rows of the upper line
+    cols = np.flatnonzero(page.ink[first].any(axis=0))
+    cy = (first[0] + first[-1] + 1) / 2
+    line = BBox(cols[0] + 30, cy - 20, cols[-1] - 30, cy + 20)
+    piece = imaging.crop(page.source, page.transform, line)
+    assert piece.shape[0] == pytest.approx(40, abs=2)
+    assert piece[:2].min() > 200 and piece[-2:].min() > 200 and piece[17:23].max() < 60
 
 
 def test_text_is_vertical_on_turned_text() -> None:

@@ -230,6 +230,67 @@ def test_real_ocr_of_an_upside_down_page() -> None:
     assert money.cy > turned.shape[0] / 2 and money.cx > turned.shape[1] / 2
 
 
+# ------------------------------------------------------------------------------------------- reader logic
+
+
+class ScriptedEngine:
+    """A line recogniser that reads every crop as ``first``, and the same crop set in a wider white
+    margin (the second opinion) as ``second``."""
+
+    name = "scripted"
+
+    def __init__(self, first: str, second: str, confidence: float = 0.99) -> None:
+        self.first, self.second, self.confidence = first, second, confidence
+        self.calls: list[int] = []
+        self.margins: list[int] = []
+
+    def recognize(self, image: np.ndarray) -> list[Word]:
+        raise AssertionError("the reader reads line crops, not whole pages")
+
+    def recognize_lines(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        self.calls.append(len(crops))
+        out = []
+        for crop in crops:
+            margin = int(np.argmax(crop.min(axis=(0, 2)) < 128))  # white columns before the first ink
+            self.margins.append(margin)
+            out.append((self.second if margin > self.margins[0] + 8 else self.first, self.confidence))
+        return out
+
+
+def _one_cell_page() -> np.ndarray:
+    page = np.full((1200, 1000, 3), 250, np.uint8)
+    for y in (300, 420):
+        page[y:y + 4, 200:800] = 30
+    for x in (200, 500, 796):
+        page[300:424, x:x + 4] = 30
+    page[340:380, 560:590] = 30  # a "character" in the right cell
+    page[345:375, 600:612] = 30
+    page[340:380, 630:660] = 30
+    return page
+
+
+@pytest.mark.parametrize("second,doubted", [("4.0家", False), ("40家", True)])
+def test_sure_digit_reading_gets_a_second_opinion(second: str, doubted: bool, monkeypatch: pytest.MonkeyPatch,
+                                                  ) -> None:
+    from pipeline import scan
+
+    monkeypatch.setattr(scan, "SECOND_OPINION", True)
+    engine = ScriptedEngine("4.0家", second)
+    layout_, _ = read_page(PageImage(1, _one_cell_page(), 300.0), engine, rotation=0)
+    (cell,) = [c for t in layout_.tables for c in t.cells if c.text]
+    assert cell.text == "4.0家" and engine.calls == [1, 1]  # the line (orientation sample), its second opinion
+    assert (cell.confidence < 0.9) is doubted
+
+
+def test_upside_down_test_is_not_fooled_by_one_confident_character() -> None:
+    from pipeline.scan import _reads_better
+
+    upright = [("", 0.0), ("三辦指牌", 0.08), ("控制在预算范围内", 1.0), ("设备采购单价", 1.0)]
+    assert not _reads_better([("", 0.0), ("即", 0.99), ("", 0.0), ("", 0.0)], upright)
+    garbage = [("ʎ", 0.3), ("6l", 0.2), ("", 0.0), ("ᄅ", 0.4)]
+    assert _reads_better([("控制在预算范围内", 0.99), ("设备采购单价", 0.98), ("二级指标", 0.97), ("", 0.0)], garbage)
+
+
 # ------------------------------------------------------------------------------------------- slow
 
 
