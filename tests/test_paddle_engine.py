@@ -20,8 +20,8 @@ import pytest
 
 pytest.importorskip("paddleocr", reason="the paddleocr extra is not installed (scripts/install_paddleocr_extra.sh)")
 
-from pipeline.datamodel import Word
-from pipeline.ocr import EngineUnavailable, get_engine
+from pipeline.datamodel import PageImage, Word
+from pipeline.ocr import EngineUnavailable, LineRecognizer, get_engine, lazy_engine
 from pipeline.ocr import paddle as paddle_mod
 
 pytestmark = pytest.mark.paddleocr
@@ -262,6 +262,108 @@ def test_grey_blank_and_bad_input(engine: paddle_mod.PaddleOcrEngine, page: np.n
         engine.recognize(np.zeros((10, 10, 4), np.uint8))
 
 
+# --- line recognition: the scan reader's path -----------------------------------------------------------
+
+# Printed text lines of clean-20-000 page 1 at 300 dpi: (x0, y0, x1, y1) of the ink, and the text. A title,
+# column headers, amounts, a lone "%" cell, a long wrapped line of a goals cell.
+PAGE1_LINES: tuple[tuple[tuple[int, int, int, int], str], ...] = (
+    ((931, 291, 1572, 351), "财政项目支出绩效自评表"),
+    ((791, 795, 1019, 840), "年初预算数"),
+    ((757, 1136, 1049, 1180), "10,580,000.00"),
+    ((1120, 952, 1384, 998), "7,862,478.04"),
+    ((1964, 923, 2036, 961), "100"),
+    ((1978, 989, 2018, 1027), "%"),
+    ((504, 639, 1098, 686), "上海市松江区科创发展办公室"),
+    ((858, 1323, 944, 1361), "0.00"),
+    ((498, 2141, 1366, 2190), "导，彰显品牌效应和资源聚集能力。创新宣"),
+)
+
+
+@pytest.fixture(scope="module")
+def line_crops(page: np.ndarray) -> list[np.ndarray]:
+    """The lines with a small margin, grey in three channels as pipeline.imaging.ocr_crop hands them over."""
+    import cv2
+
+    grey = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
+    m = 8
+    return [
+        cv2.cvtColor(np.ascontiguousarray(grey[y0 - m : y1 + m, x0 - m : x1 + m]), cv2.COLOR_GRAY2RGB)
+        for (x0, y0, x1, y1), _ in PAGE1_LINES
+    ]
+
+
+def test_registry_has_a_line_engine_and_a_full_page_engine() -> None:
+    def unused() -> paddle_mod.PaddleOcrEngine:
+        raise AssertionError("a lazy engine must not load before it is used")
+
+    # The reader decides line reading from the registered class, before any model loads.
+    assert isinstance(lazy_engine("paddleocr", unused), LineRecognizer)
+    assert not isinstance(lazy_engine("paddleocr-fullpage", unused), LineRecognizer)
+    assert not hasattr(paddle_mod.PaddleOcrFullPageEngine, "recognize_lines")
+    assert paddle_mod.PaddleOcrFullPageEngine.name == "paddleocr-fullpage"
+
+
+def test_recognize_lines_reads_page1_cells(engine: paddle_mod.PaddleOcrEngine, line_crops: list[np.ndarray]) -> None:
+    assert isinstance(engine, LineRecognizer)
+    results = engine.recognize_lines(line_crops)
+    assert [text for text, _ in results] == [text for _, text in PAGE1_LINES]
+    for (_, conf), (_, want) in zip(results, PAGE1_LINES, strict=True):
+        assert 0.0 <= conf <= 1.0
+        if len(want) > 1:
+            assert conf > 0.99, (want, conf)
+    # Results come back in the order given, whatever order PaddleOCR batched them in (sorted by aspect ratio).
+    assert engine.recognize_lines(line_crops[::-1]) == results[::-1]
+
+
+def test_line_confidence_has_rapidocr_contract(
+    engine: paddle_mod.PaddleOcrEngine, line_crops: list[np.ndarray]
+) -> None:
+    """The review thresholds were tuned on RapidOcrEngine's line confidence (least sure character): the same
+    model fed as PaddleOCR feeds it (padded to at least 320 px) must give the same figures."""
+    from pipeline.ocr.rapid import RapidOcrEngine
+
+    detailed = engine.recognize_lines_detailed(line_crops)
+    assert engine.recognize_lines(line_crops) == [(text, low) for text, _, low in detailed]
+    rapid = RapidOcrEngine(min_rec_width=320).recognize_lines_detailed(line_crops)
+    for (text, mean, low), (r_text, r_mean, r_low) in zip(detailed, rapid, strict=True):
+        assert text == r_text
+        assert low <= mean + 1e-6 or " " in text  # spaces count in the mean, not in the lowest
+        # Same widths up to RapidOCR's rounding to 8 px: equal to float noise, close for the long lines.
+        assert abs(mean - r_mean) < 5e-3 and abs(low - r_low) < 5e-3, (text, mean, r_mean, low, r_low)
+
+
+def test_recognize_lines_edge_cases(engine: paddle_mod.PaddleOcrEngine, line_crops: list[np.ndarray]) -> None:
+    assert engine.recognize_lines([]) == []
+    blank = np.full((48, 200, 3), 255, np.uint8)
+    empty = np.zeros((0, 10, 3), np.uint8)
+    grey = np.ascontiguousarray(line_crops[2][:, :, 0])
+    amount = engine.recognize_lines([line_crops[2]])[0]
+    assert engine.recognize_lines([blank, empty, grey]) == [("", 0.0), ("", 0.0), amount]
+    with pytest.raises(ValueError, match="uint8"):
+        engine.recognize_lines([line_crops[0].astype(np.float32)])
+    with pytest.raises(ValueError, match="RGB"):
+        engine.recognize_lines([np.zeros((10, 10, 4), np.uint8)])
+    with pytest.raises(ValueError, match="confidence"):
+        paddle_mod.PaddleOcrEngine(confidence="max")
+
+
+def test_scan_reader_takes_the_line_path(
+    engine: paddle_mod.PaddleOcrEngine, page: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.scan import read_page
+
+    def no_full_page(image: np.ndarray) -> list[Word]:
+        raise AssertionError("the scan reader ran full-page OCR although the engine reads lines")
+
+    monkeypatch.setattr(engine, "recognize", no_full_page)
+    layout, clock = read_page(PageImage(1, page, 300.0), lazy_engine("paddleocr", lambda: engine))
+    assert clock.ocr > 0
+    assert "财政项目支出绩效自评表" in [w.text for w in layout.free]
+    cells = [c.text for t in layout.tables for c in t.cells]
+    assert cells.count("10,580,000.00") == 2 and cells.count("7,862,478.04") == 4
+    assert "年初预算数" in cells and "上海市松江区科创发展办公室" in cells
+
+
 # --- offline --------------------------------------------------------------------------------------------
 
 _OFFLINE_SCRIPT = textwrap.dedent(
@@ -300,8 +402,9 @@ _OFFLINE_SCRIPT = textwrap.dedent(
     pdf = pypdfium2.PdfDocument(sys.argv[1])
     page = np.asarray(pdf[0].render(scale=300 / 72).to_pil().convert("RGB"))[200:1050]
     engine = get_engine("paddleocr")
-    texts = [w.text for w in engine.recognize(page)]
-    print("RESULT " + json.dumps({"texts": texts, "attempts": attempts}, ensure_ascii=False))
+    lines = engine.recognize_lines([page[80:160, 920:1580]])  # the title line: the recogniser alone
+    texts = [w.text for w in engine.recognize(page)]  # then the full-page pipeline, built on first use
+    print("RESULT " + json.dumps({"lines": lines, "texts": texts, "attempts": attempts}, ensure_ascii=False))
     """
 )
 
@@ -337,6 +440,7 @@ def test_runs_with_network_disabled(tmp_path: Path) -> None:
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     assert result["attempts"] == []
+    assert result["lines"][0][0] == "财政项目支出绩效自评表"
     assert "财政项目支出绩效自评表" in result["texts"]
     assert "10,580,000.00" in result["texts"]
     assert (tmp_path / "cache" / "paddle_models").is_dir()

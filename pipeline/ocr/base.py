@@ -72,6 +72,7 @@ def lazy_engine(name: str, factory: Callable[[], OcrEngine]) -> LazyEngine:
 ENGINES: dict[str, tuple[str, str]] = {
     "rapidocr": ("pipeline.ocr.rapid:RapidOcrEngine", "formrescue (rapidocr and onnxruntime are core dependencies)"),
     "paddleocr": ("pipeline.ocr.paddle:PaddleOcrEngine", "formrescue[paddleocr]"),
+    "paddleocr-fullpage": ("pipeline.ocr.paddle:PaddleOcrFullPageEngine", "formrescue[paddleocr]"),
 }
 
 
