@@ -11,10 +11,17 @@ Contenders:
   paddleocr-2000  the same, detection input limited to 2000 px on the long side, as RapidOCR does.
   rapidocr        rapidocr 3.10 full page, same PP-OCRv6 small det/rec files, no angle classifier.
   engine:NAME     any engine of formrescue's registry (e.g. engine:rapidocr) on whole pages, no stage split.
+  reader:NAME     formrescue's scan reader (pipeline.scan.read_pages: page preparation, ruling lines, cells)
+                  with the registered engine NAME, per page split into time inside the engine ("OCR") and
+                  everything else ("reader other"):
+                    reader:paddleocr           PaddleOCR's TextRecognition on the text lines found in the cells
+                    reader:paddleocr-fullpage  PaddleOCR's full-page det+rec, words assigned to the cells
+                    reader:rapidocr            RapidOcrEngine on the text lines found in the cells (as shipped)
 
 Usage (needs the paddleocr extra: bash scripts/install_paddleocr_extra.sh):
   python bench/paddle_bench.py                                   # both shared scans, all pages
   python bench/paddle_bench.py --pages 1-2 --contenders paddleocr,rapidocr --threads 2 --json out.json
+  python bench/paddle_bench.py --contenders reader:paddleocr,reader:paddleocr-fullpage,reader:rapidocr
 """
 
 from __future__ import annotations
@@ -95,7 +102,8 @@ def build_paddle(name: str, threads: int | None, totals: dict[str, float]) -> tu
     options: dict[str, Any] = {"threads": threads}
     if name == "paddleocr-2000":
         options.update(text_det_limit_type="max", text_det_limit_side_len=2000)
-    engine = get_engine("paddleocr", **options)
+    # The full-page engine: PaddleOCR's own defaults (the line engine defaults its threads like RapidOcrEngine).
+    engine = get_engine("paddleocr-fullpage", **options)
 
     def recognize(image: np.ndarray) -> tuple[int, float]:
         words = engine.recognize(image)
@@ -148,10 +156,95 @@ def build_registered(engine_name: str) -> tuple[Recognize, Callable[[], None]]:
     return recognize, lambda: None
 
 
+def instrument_engine(engine: Any, totals: dict[str, float]) -> None:
+    """Time the stages inside a formrescue PaddleOCR engine: its predictors and their ONNX Runtime runners."""
+    from pipeline.ocr.paddle import PaddleOcrEngine, PaddleOcrFullPageEngine
+
+    if isinstance(engine, PaddleOcrEngine):
+        predictors = [("rec", engine.text_recognition.paddlex_predictor)]
+    elif isinstance(engine, PaddleOcrFullPageEngine):
+        inner = engine.paddleocr.paddlex_pipeline._pipeline
+        predictors = [("det", inner.text_det_model), ("rec", inner.text_rec_model)]
+    else:
+        return
+    for stage, predictor in predictors:
+        predictor.process = Timed(predictor.process, totals, stage)
+        predictor.runner = Timed(predictor.runner, totals, "onnx")
+
+
+def reader_worker(args: argparse.Namespace, engine_name: str) -> dict[str, Any]:
+    """Pages through formrescue's scan reader with a registered engine: per page OCR vs everything else."""
+    from pipeline.config import Limits
+    from pipeline.ingest import iter_pdf_pages
+    from pipeline.ocr import get_engine
+    from pipeline.scan import read_pages
+
+    t0 = time.perf_counter()
+    options: dict[str, Any] = {} if args.threads is None else {"threads": args.threads}
+    engine: Any = get_engine(engine_name, **options)
+    constructed = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    line = np.full((64, 400, 3), 255, dtype=np.uint8)
+    line[20:44, 40:360] = 0
+    if hasattr(engine, "recognize_lines"):
+        engine.recognize_lines([line])
+    else:
+        engine.recognize(np.pad(line, ((200, 200), (200, 200), (0, 0)), constant_values=255))
+    startup = constructed + time.perf_counter() - t1
+    totals: dict[str, float] = {}
+    instrument_engine(engine, totals)
+    counts_onnx = hasattr(engine, "inference_seconds")  # RapidOcrEngine counts its own ONNX Runtime time
+
+    rows = []
+    for pdf in map(Path, args.pdf):
+        wanted = set(parse_pages(args.pages, 10**6))
+        pages = (p for i, p in enumerate(iter_pdf_pages(pdf, str(pdf), args.dpi, Limits())) if i in wanted)
+        per_page: list[dict[str, float]] = []
+
+        def counted(pages: Iterable[Any], per_page: list[dict[str, float]] = per_page) -> Iterable[Any]:
+            # read_pages reads each page between two next() calls, so the stage totals are that page's own.
+            for page in pages:
+                totals.clear()
+                onnx0 = float(getattr(engine, "inference_seconds", 0.0))
+                yield page
+                per_page.append(dict(totals, own_onnx=float(getattr(engine, "inference_seconds", 0.0)) - onnx0))
+
+        result = read_pages(counted(pages), engine)
+        confidences: dict[int, list[float]] = {}
+        for cell in result.table.cells:
+            if cell.text:
+                confidences.setdefault(cell.page, []).append(cell.confidence)
+        for info, stages in zip(result.pages, per_page, strict=True):
+            confs = confidences.get(info.number, [])
+            rows.append(
+                {
+                    "page": f"{pdf.stem}#{info.number}",
+                    "seconds": info.ocr_seconds + info.other_seconds,
+                    "cpu_seconds": info.ocr_cpu_seconds + info.other_cpu_seconds,
+                    "ocr": info.ocr_seconds,
+                    "other": info.other_seconds,
+                    "det": stages.get("det"),
+                    "rec": stages.get("rec", info.ocr_seconds if counts_onnx else None),
+                    "onnx": stages["own_onnx"] if counts_onnx else stages.get("onnx"),
+                    "lines": info.n_words,
+                    "mean_conf": float(np.mean(confs)) if confs else 0.0,
+                }
+            )
+    return {
+        "contender": args.worker,
+        "startup_s": startup,
+        "construct_s": constructed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "pages": rows,
+    }
+
+
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     totals: dict[str, float] = {}
     name = args.worker
+    if name.startswith("reader:"):
+        return reader_worker(args, name.removeprefix("reader:"))
     if name.startswith("paddleocr"):
         recognize, instrument = build_paddle(name, args.threads, totals)
     elif name == "rapidocr":
@@ -159,7 +252,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     elif name.startswith("engine:"):
         recognize, instrument = build_registered(name.removeprefix("engine:"))
     else:
-        raise SystemExit(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+        raise SystemExit(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}, engine:NAME, reader:NAME")
     constructed = time.perf_counter() - t0
 
     pages = [p for pdf in args.pdf for p in render(Path(pdf), args.pages, args.dpi)]
@@ -256,13 +349,17 @@ def summarize(results: list[dict[str, Any]]) -> str:
             statistics.median(_best_per_page(r["pages"], "cpu_seconds")),
         )
 
-    base = next((r for r in results if r["contender"] == "rapidocr"), None)
+    # The baseline: RapidOCR run the same way (whole pages, or through the scan reader).
+    base = next((r for r in results if r["contender"] == "rapidocr"), None) or next(
+        (r for r in results if r["contender"] == "reader:rapidocr"), None
+    )
     base_wall, base_cpu = medians(base) if base else (None, None)
     head = (
-        "| contender | page runs | wall s/page | wall min–max | CPU s/page | det s/page | rec s/page | ONNX inference "
-        "| other | start-up s | peak RSS MB | lines/page | mean conf | × rapidocr wall | × rapidocr CPU |"
+        "| contender | page runs | wall s/page | wall min–max | CPU s/page | OCR s/page | reader other s/page "
+        "| det s/page | rec s/page | ONNX inference | other | start-up s | peak RSS MB | lines/page | mean conf "
+        "| × rapidocr wall | × rapidocr CPU |"
     )
-    out = [head, "|" + "---|" * 15]
+    out = [head, "|" + "---|" * 17]
     for r in results:
         pages = r["pages"]
         secs = [p["seconds"] for p in pages]
@@ -271,6 +368,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
         onnx_share = sum(p["onnx"] for p in timed) / sum(p["seconds"] for p in timed) if timed else None
         out.append(
             f"| {r['contender']} | {len(pages)} | {wall:.2f} | {min(secs):.2f}–{max(secs):.2f} | {cpu:.2f} | "
+            f"{_fmt(_median(p.get('ocr', p['seconds']) for p in pages))} | "
+            f"{_fmt(_median(p.get('other') for p in pages))} | "
             f"{_fmt(_median(p['det'] for p in pages))} | {_fmt(_median(p['rec'] for p in pages))} | "
             f"{_pct(onnx_share)} | {_pct(None if onnx_share is None else 1.0 - onnx_share)} | "
             f"{r['startup_s']:.2f} | {r['peak_rss_mb']:.0f} | "
@@ -311,13 +410,15 @@ def main(argv: list[str] | None = None) -> int:
     results = [merge_rounds(runs[n]) for n in names]
     load = os.getloadavg()
     print(
-        f"# full-page OCR, {args.dpi} dpi, pages {args.pages} of {', '.join(p.name for p in args.pdf)}; "
+        f"# OCR per page, {args.dpi} dpi, pages {args.pages} of {', '.join(p.name for p in args.pdf)}; "
         f"{args.rounds} round(s); threads={args.threads or 'ORT default'}; {os.cpu_count()} CPUs; "
         f"load average (1/5 min) at the end {load[0]:.1f}/{load[1]:.1f}"
     )
     print(summarize(results))
     print(
         "\nwall/CPU s/page: median over pages of the fastest round per page (CPU = all threads of the process). "
+        "OCR: median time inside the engine; reader other (reader:* contenders): the rest of the scan reader "
+        "(page preparation, ruling lines, cells, line finding, crops; rendering excluded). "
         "det/rec: medians, each stage with its pre/post-processing. ONNX inference: share of wall time in "
         "session.run; other = everything else (image conversion, resizing, cropping, DB post-processing, "
         "decoding). start-up: fresh process, imports + model load + one small warm-up recognition (median)."
