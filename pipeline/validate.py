@@ -56,10 +56,13 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     total = dict(form.total)
     indicators = [dict(ind.fields) for ind in form.indicators]
 
-    def violation(code: str, message: str, fields: list[str], confidence: float = 0.3) -> None:
+    def violation(code: str, message: str, fields: list[str], confidence: float = 0.3,
+                  suggested: dict[str, Decimal] | None = None) -> None:
         issues.append(Issue(f"validation_failed:{code}", message, fields[0] if fields else ""))
         for path in fields:
-            flags.append(Flag(path, f"validation_failed:{code}", message, confidence))
+            hint = (suggested or {}).get(path)
+            candidates = ((format_decimal(hint), 0.5),) if hint is not None else ()
+            flags.append(Flag(path, f"validation_failed:{code}", message, confidence, candidates))
 
     budget = funds.get("total", {})
     budget_weight = _dec(budget.get("weight", MISSING))
@@ -91,9 +94,12 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     if total_weight is not None and total_weight_expected is not None and total_weight != total_weight_expected:
         violation("total_weight", f"总分 分值 reads {total_weight}; forms of this kind total {total_weight_expected}",
                   ["total.weight"])
-    # A sum that does not add up means a row was lost or a number misread, and nothing says which: the
-    # indicator table as a whole goes to review. Unreadable numbers are flagged already; the known ones
-    # must still not exceed the total.
+    # A sum that does not add up means a row was lost or a number misread. When exactly one of the numbers
+    # summed is already doubtful (flagged, e.g. low OCR confidence) and the total pins it to a plausible
+    # value, that number is the suspect: it and the total are flagged, with the value that adds up as the
+    # candidate. Otherwise nothing says which: the indicator table as a whole goes to review. Unreadable
+    # numbers are flagged already; the known ones must still not exceed the total.
+    doubtful = {f.field for f in flags}
     known_weights = sum((w for w in weights if w is not None), Decimal(0))
     expected_total = total_weight if total_weight is not None else (
         Decimal(total_weight_expected) if total_weight_expected is not None and weights else None)
@@ -103,16 +109,36 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
         # With unread weights the sum cannot be checked exactly, but rows do not weigh more than ~40 each.
         if (listed != expected_total if unknown == 0 else
                 listed > expected_total or expected_total - listed > PLAUSIBLE_ROW_WEIGHT * unknown):
-            violation("weights_sum", f"分值 add up to {listed} (budget {budget_weight} + indicators"
-                      f"{f', {unknown} unread' if unknown else ''}) but 总分 分值 is {expected_total}",
-                      ["total.weight", "indicators"])
+            message = (f"分值 add up to {listed} (budget {budget_weight} + indicators"
+                       f"{f', {unknown} unread' if unknown else ''}) but 总分 分值 is {expected_total}")
+            terms = [(f"indicators[{i}].weight", w, PLAUSIBLE_ROW_WEIGHT) for i, w in enumerate(weights)]
+            terms.append(("funds.total.weight", budget_weight, PLAUSIBLE_ROW_WEIGHT))
+            suspect = (_one_suspect(terms, ("total.weight", expected_total, ONE_HUNDRED), doubtful)
+                       if unknown == 0 and total_weight is not None else None)
+            if suspect is None:
+                violation("weights_sum", message, ["total.weight", "indicators"])
+            else:
+                path, fixed, hint = suspect
+                fields = [path] if path == "total.weight" else ["total.weight", path]
+                violation("weights_sum", f"{message}; {hint}", fields, suggested={path: fixed})
     known_scores = sum((s for s in scores if s is not None), Decimal(0))
     if total_score is not None and budget_score is not None:
         listed = known_scores + budget_score
         complete = all(s is not None for s in scores)
         if (complete and abs(listed - total_score) > Decimal("0.011")) or (not complete and listed > total_score):
-            violation("scores_sum", f"得分 add up to {listed} (budget {budget_score} + indicators) but 总分 得分 is "
-                      f"{total_score}", ["total.score", "indicators"])
+            message = f"得分 add up to {listed} (budget {budget_score} + indicators) but 总分 得分 is {total_score}"
+            terms = [(f"indicators[{i}].score", v, w if w is not None else PLAUSIBLE_ROW_WEIGHT)
+                     for i, (v, w) in enumerate(zip(scores, weights, strict=True))]
+            budget_cap = budget_weight if budget_weight is not None else ONE_HUNDRED
+            terms.append(("funds.total.score", budget_score, budget_cap))
+            total_cap = total_weight if total_weight is not None else ONE_HUNDRED
+            suspect = _one_suspect(terms, ("total.score", total_score, total_cap), doubtful) if complete else None
+            if suspect is None:
+                violation("scores_sum", message, ["total.score", "indicators"])
+            else:
+                path, fixed, hint = suspect
+                fields = [path] if path == "total.score" else ["total.score", path]
+                violation("scores_sum", f"{message}; {hint}", fields, suggested={path: fixed})
     if budget_score is not None and budget_weight is not None and budget_score > budget_weight:
         violation("score_gt_weight", f"budget 得分 {budget_score} is above its 分值 {budget_weight}",
                   ["funds.total.score", "funds.total.weight"])
@@ -125,6 +151,37 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
         for fields, original in zip(indicators, form.indicators, strict=True)
     )
     return replace(form, funds=funds, total=total, indicators=new_indicators, flags=tuple(flags), issues=tuple(issues))
+
+
+NumberAt = tuple[str, Decimal | None, Decimal]  # (field path, value read, largest plausible value)
+
+
+def _one_suspect(terms: list[NumberAt], total: NumberAt, doubtful: set[str]) -> tuple[str, Decimal, str] | None:
+    """The doubtful number of a sum that does not add up (``terms`` should sum to ``total``), the value that
+    makes it add up and a sentence for the reviewer; None unless exactly one doubtful number can take the
+    blame with a plausible value (between 0 and its cap)."""
+    total_path, total_value, total_cap = total
+    if total_value is None or any(value is None for _, value, _ in terms):
+        return None
+    listed = sum((value for _, value, _ in terms if value is not None), Decimal(0))
+    suspects = [t for t in terms if t[0] in doubtful]
+    if total_path in doubtful:
+        suspects.append((total_path, total_value, total_cap))
+    # Each doubtful number in turn takes the blame; it must land on a plausible value to be the one.
+    fixes: list[tuple[str, Decimal, Decimal]] = []
+    for path, value, cap in suspects:
+        assert value is not None  # checked above
+        fixed = listed if path == total_path else value - (listed - total_value)
+        if 0 <= fixed <= cap and fixed != value:
+            fixes.append((path, value, fixed))
+    if len(fixes) != 1:
+        return None
+    path, value, fixed = fixes[0]
+    label = {"weight": "分值", "score": "得分"}[path.rsplit(".", 1)[1]]
+    where = {"total.weight": "总分", "total.score": "总分", "funds.total.weight": "年度资金总额",
+             "funds.total.score": "年度资金总额"}.get(path) or f"indicator {int(path.split('[')[1].split(']')[0]) + 1}"
+    hint = f"{where} {label} was read {format_decimal(value)} (unsure); {format_decimal(fixed)} adds up"
+    return path, fixed, hint
 
 
 def _fill_one_missing(indicators: list[dict[str, Value]], column: str, total: Decimal | None,

@@ -175,11 +175,14 @@ def test_a_form_with_nothing_open_becomes_clean_and_decided_items_leave_the_queu
     assert after.forms["seed#1.review_items"] == 0
     assert after.forms["seed#0.status"] == "needs_review"  # other items of it are still open
     assert not set(reviewed.decided) & set(after.queue)
-    # Items the decisions resolved: the weight, the total and the indicator table (whose scores did not add
-    # up) that the wrong score made doubtful.
+    # Items the decisions resolved: the weight and the total that the wrong score made doubtful (the scores
+    # did not add up, and the doubtful score, above its weight, took the blame instead of the whole table).
     gone = set(reviewed.before.queue) - set(after.queue) - set(reviewed.decided)
     assert {reviewed.before.queue[g]["field"] for g in gone} == {"forms[0].indicators[8].weight",
-                                                                 "forms[0].total.score", "forms[0].indicators"}
+                                                                 "forms[0].total.score"}
+    wrong_score = next(row for row in reviewed.before.queue.values()
+                       if row["field"] == "forms[0].indicators[8].score" and "variant" in row["source"])
+    assert wrong_score["candidates"].startswith("3 ")  # the value the totals ask for, offered to the reviewer
     assert set(after.queue) < set(reviewed.before.queue)  # nothing new was asked
     for name in ("review_queue.csv", XLSX_NAME):
         assert (reviewed.out / name).exists()
