@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -302,7 +303,9 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
                    only: set[int] | None = None) -> Iterator[PageImage]:
     """Rasterise each page in turn (pages are streamed: one page image in memory at a time).
 
-    A page with a real text layer also carries its words, so OCR is skipped for it. ``only`` renders just
+    A page with a real text layer also carries its words, so OCR is skipped for it; when its table rules
+    are vector paths (an office-made PDF) it is not rendered at all: it comes as a
+    :class:`~pipeline.vector_rulings.VectorPage` (no image, its ruling segments instead). ``only`` renders just
     those page numbers (crops of flagged fields); ``with_text=False`` skips reading the text layer. Blank
     pages are skipped; a document of blank pages only raises :class:`NotAFormError`.
     """
@@ -310,6 +313,7 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
     import pypdfium2 as pdfium
 
     from pipeline.textlayer import text_layer_words
+    from pipeline.vector_rulings import vector_page
 
     _check_file_size(path, limits, source)
     try:
@@ -339,18 +343,22 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
                 _check_pixels(width, height, limits, source, index + 1)
                 if _pdf_page_is_empty(page):
                     continue
-                rendered = page.render(scale=scale, grayscale=False).to_pil().convert("RGB")
-                if _image_is_blank(rendered, float(dpi)) and not _pdf_page_has_text(page):
-                    continue
-                image = np.asarray(rendered)
-                del rendered
                 words = text_layer_words(page, scale) if with_text else None
+                size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))  # as page.render sizes it
+                vector = None if words is None else vector_page(page, index + 1, float(dpi), size, words)
+                if vector is None:
+                    rendered = page.render(scale=scale, grayscale=False).to_pil().convert("RGB")
+                    if _image_is_blank(rendered, float(dpi)) and words is None and not _pdf_page_has_text(page):
+                        continue
+                    image = np.asarray(rendered)
+                    del rendered
             except pdfium.PdfiumError as exc:
                 raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
             finally:
                 page.close()
             read += 1
-            yield PageImage(number=index + 1, image=image, dpi=float(dpi), text_words=words)
+            yield vector if vector is not None else PageImage(number=index + 1, image=image, dpi=float(dpi),
+                                                              text_words=words)
         if read == 0 and only is None:
             raise _all_blank(n_pages, source)
     finally:

@@ -1030,30 +1030,36 @@ class Assignment:
 
 
 def _locate(box: BBox, tables: Sequence[PageTable]) -> tuple[int, int] | None:
+    return _locate_in(box, _cell_boxes(tables))
+
+
+def _cell_boxes(tables: Sequence[PageTable]) -> list[tuple[int, int, float, float, float, float]]:
+    return [(ti, ci, c.bbox.x0, c.bbox.y0, c.bbox.x1, c.bbox.y1) for ti, t in enumerate(tables)
+            for ci, c in enumerate(t.cells)]
+
+
+def _locate_in(box: BBox, cells: Sequence[tuple[int, int, float, float, float, float]]) -> tuple[int, int] | None:
     cx, cy = box.cx, box.cy
-    for ti, t in enumerate(tables):
-        for ci, c in enumerate(t.cells):
-            if c.bbox.x0 <= cx <= c.bbox.x1 and c.bbox.y0 <= cy <= c.bbox.y1:
-                return ti, ci
+    for ti, ci, x0, y0, x1, y1 in cells:
+        if x0 <= cx <= x1 and y0 <= cy <= y1:
+            return ti, ci
     return None
 
 
 def assign_words(words: Iterable[Word], tables: Sequence[PageTable]) -> Assignment:
     """Each word to the cell holding it; a word over a vertical cell border is split there."""
     result = Assignment()
+    cells = _cell_boxes(tables)  # plain floats: every word is tested against every cell
     for word in words:
-        hit = _locate(word.bbox, tables)
-        pieces = [word]
+        b = word.bbox
+        cy, wx0, wx1 = b.cy, b.x0, b.x1
         # borders of the cells the word overlaps, in the row band of its centre
         cuts: list[float] = []
-        for t in tables:
-            for c in t.cells:
-                if c.bbox.y0 <= word.bbox.cy <= c.bbox.y1 and c.bbox.x0 < word.bbox.x1 and c.bbox.x1 > word.bbox.x0:
-                    cuts.extend([c.bbox.x0, c.bbox.x1])
-        if cuts:
-            pieces = split_word(word, cuts)
-        for piece in pieces:
-            hit = _locate(piece.bbox, tables)
+        for _, _, x0, y0, x1, y1 in cells:
+            if y0 <= cy <= y1 and x0 < wx1 and x1 > wx0:
+                cuts.extend([x0, x1])
+        for piece in split_word(word, cuts) if cuts else [word]:
+            hit = _locate_in(piece.bbox, cells)
             if hit is None:
                 result.free.append(piece)
             else:

@@ -15,6 +15,10 @@ Per page (pages are streamed; only the page's text and geometry are kept, never 
 4. cells get their text (reading order, no wrap spaces between Chinese characters), confidence and
    words; every box is mapped back to the pixels of the page image *as given*.
 
+A text-layer PDF page whose rules are vector paths comes without an image
+(:class:`~pipeline.vector_rulings.VectorPage`): steps 1-2 are its vector rules mapped into the working frame
+a prepared page would have, step 3 its text-layer words.
+
 Then the document: all tables' column lines (as fractions of each table's width) are clustered into one
 column grid (``Table.col_edges``); rows are numbered through the document in reading order, each page's
 free text lines (title, year, notes) as one-cell ``ruled=False`` rows placed by their height on the
@@ -59,6 +63,7 @@ from pipeline.layout import (
 )
 from pipeline.ocr.base import LineRecognizer, OcrEngine
 from pipeline.text import clean_cell_text
+from pipeline.vector_rulings import VectorPage, vector_tables
 
 # A cell holding nothing but a short thin horizontal bar holds a dash ("not applicable"); recognisers
 # read such a bar as 一, _ or nothing at all, so it is read from its shape instead.
@@ -164,8 +169,30 @@ class OcrClock:
         self.ocr_cpu += cpu
 
 
+def _box_to_original(box: BBox, transform: PageTransform) -> BBox:
+    """``transform.box_to_original`` (the same floats), without numpy for a transform that only scales
+    and shifts (no turn, no deskew: every text-layer page): numpy's set-up per box costs more than the
+    arithmetic, and a page maps thousands of boxes."""
+    a, b, c, d, e, f = transform.matrix
+    if b != 0.0 or d != 0.0 or transform.is_identity:
+        return transform.box_to_original(box)
+    det = a * e - b * d
+    sx, tx, sy, ty = e / det, (b * f - c * e) / det, a / det, (c * d - a * f) / det
+    x0, x1, y0, y1 = box.x0 * sx + tx, box.x1 * sx + tx, box.y0 * sy + ty, box.y1 * sy + ty
+    return BBox(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _box_to_prepared(box: BBox, transform: PageTransform) -> BBox:
+    """``transform.box_to_prepared`` (the same floats), without numpy when it only scales and shifts."""
+    a, b, c, d, e, f = transform.matrix
+    if b != 0.0 or d != 0.0 or transform.is_identity:
+        return transform.box_to_prepared(box)
+    x0, x1, y0, y1 = box.x0 * a + c, box.x1 * a + c, box.y0 * e + f, box.y1 * e + f
+    return BBox(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
 def _word_to_original(word: Word, transform: PageTransform) -> Word:
-    return Word(word.text, transform.box_to_original(word.bbox), word.confidence)
+    return Word(word.text, _box_to_original(word.bbox, transform), word.confidence)
 
 
 def _read_lines(engine: LineRecognizer, crops: Sequence[np.ndarray], clock: OcrClock) -> list[tuple[str, float]]:
@@ -239,6 +266,9 @@ def _read_page(page: PageImage, engine: OcrEngine | None, params: LayoutParams |
                rotation: int | None) -> tuple[PageLayout, OcrClock]:
     dpi = float(page.dpi or 300.0)
     clock = OcrClock()
+    if isinstance(page, VectorPage) and page.text_words is not None:
+        # Rules from the PDF's vector paths, words from its text layer: nothing to render or prepare.
+        return _layout_from_vectors(page, page.text_words, params, rotation or 0), clock
     if page.text_words is not None:
         # Text-layer pages come from a PDF renderer: upright by construction (pdfium applies /Rotate).
         prepared = prepare_page(page.image, dpi, rotation=0 if rotation is None else rotation)
@@ -395,13 +425,25 @@ def _read_full_page(page: PageImage, prepared: PreparedPage, params: LayoutParam
     return _layout_from_words(page.number, prepared, params, original, SourceKind.OCR)
 
 
+def _layout_from_vectors(page: VectorPage, words: Iterable[Word], params: LayoutParams | None,
+                         rotation: int) -> PageLayout:
+    """Layout of a text-layer page from its vector rules (no image): the tables are found in the working
+    frame a prepared page would have, so everything after that is as for a rendered page."""
+    tables, transform, params = vector_tables(page.rulings, page.size, float(page.dpi or 300.0), params, rotation)
+    return _layout_with_tables(page.number, tables, transform, params, words, SourceKind.TEXT_LAYER)
+
+
 def _layout_from_words(number: int, prepared: PreparedPage, params: LayoutParams, words: Iterable[Word],
                        source: SourceKind) -> PageLayout:
     """Layout of a page whose words are known (text layer, full-page OCR), words in original pixels."""
     rulings, _ = detect_rulings(prepared.ink, params)
     tables = find_tables(rulings, params)
-    transform = prepared.transform
-    local = [Word(w.text, transform.box_to_prepared(w.bbox), w.confidence) for w in words]
+    return _layout_with_tables(number, tables, prepared.transform, params, words, source)
+
+
+def _layout_with_tables(number: int, tables: Sequence[PageTable], transform: PageTransform, params: LayoutParams,
+                        words: Iterable[Word], source: SourceKind) -> PageLayout:
+    local = [Word(w.text, _box_to_prepared(w.bbox, transform), w.confidence) for w in words]
     assignment = assign_words(local, tables)
     per_cell: list[list[Word]] = []
     for ti, t in enumerate(tables):
@@ -425,7 +467,7 @@ def _page_rows(layout: PageLayout) -> list[tuple[float, str, int, int]]:
         items.extend((t.table.rows[r].pos + 1e-3 * r, "t", ti, r) for r in range(t.table.n_rows))
     inverse = layout.transform
     for fi, w in enumerate(layout.free):
-        y = inverse.box_to_prepared(w.bbox).cy
+        y = _box_to_prepared(w.bbox, inverse).cy
         for top, bottom in spans:
             if top <= y <= bottom:  # beside a table: after it, never between its rows (spans stay intact)
                 y = bottom + 1e-3
@@ -466,7 +508,7 @@ def assemble(pages: Sequence[PageLayout]) -> tuple[Table, list[int]]:
                 r1 = row_of[(ti, g.last_row)]
                 c0, c1 = cmap[g.col], cmap[g.col + g.col_span]
                 cells.append(Cell(row=r0, col=c0, text=tc.text, row_span=r1 - r0 + 1, col_span=max(1, c1 - c0),
-                                  bbox=page.transform.box_to_original(g.bbox), confidence=tc.confidence,
+                                  bbox=_box_to_original(g.bbox, page.transform), confidence=tc.confidence,
                                   page=page.number, ruled=True, words=tc.words))
         rows_per_page.append(len(row_pages) - start)
     cells.sort(key=lambda c: (c.row, c.col))
@@ -490,7 +532,10 @@ def read_pages(pages: Iterable[PageImage], engine: OcrEngine | None, params: Lay
         t0, c0 = time.perf_counter(), time.process_time()
         layout, clock = read_page(page, engine, params)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        h, w = page.image.shape[:2]
+        if isinstance(page, VectorPage):
+            w, h = page.size
+        else:
+            h, w = page.image.shape[:2]
         sizes.append((int(w), int(h)))
         layouts.append(layout)
         timings.append((clock.ocr, wall - clock.ocr, clock.ocr_cpu, cpu - clock.ocr_cpu))

@@ -8,9 +8,9 @@ the same height, like OCR line boxes. Spaces the PDF producer generated are kept
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.datamodel import BBox, Word
 
@@ -21,10 +21,14 @@ MIN_CHARS = 4
 MAX_BAD_SHARE = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class _Char:
+class _Char(NamedTuple):
+    """A character and its box in pixels (top-left origin); a tuple: pages hold thousands of them."""
+
     text: str
-    box: BBox  # pixels, top-left origin
+    x0: float
+    y0: float
+    x1: float
+    y1: float
 
 
 def _to_device(x: float, y: float, box: tuple[float, float, float, float], rotation: int, scale: float,
@@ -45,64 +49,84 @@ def _to_device(x: float, y: float, box: tuple[float, float, float, float], rotat
 def _chars(page: Any, scale: float) -> list[_Char | None]:
     """Characters with pixel boxes in text-page order; ``None`` marks a line break the producer wrote."""
     import pypdfium2.raw as pdfium_c
+    from pypdfium2 import PdfiumError
 
     rotation = int(page.get_rotation()) % 360
-    crop = tuple(float(v) for v in page.get_cropbox())
+    crop: tuple[float, float, float, float] = tuple(float(v) for v in page.get_cropbox())  # type: ignore[assignment]
     textpage = page.get_textpage()
     try:
         out: list[_Char | None] = []
-        for index in range(textpage.count_chars()):
-            code = pdfium_c.FPDFText_GetUnicode(textpage.raw, index)
+        raw = textpage.raw
+        rect = pdfium_c.FS_RECTF()  # one struct reused: the per-character calls are most of the cost
+        rect_ref = ctypes.byref(rect)
+        left, top = crop[0], crop[3]
+        get_unicode, get_box = pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetLooseCharBox
+        n_chars = pdfium_c.FPDFText_CountChars(raw)
+        if n_chars < 0:
+            raise PdfiumError("Failed to get character count.")
+        for index in range(n_chars):
+            code = get_unicode(raw, index)
             ch = chr(code) if 0 < code < 0x110000 else "\ufffd"
             if ch in "\r\n":
                 if out and out[-1] is not None:
                     out.append(None)
                 continue
-            x0, y0, x1, y1 = textpage.get_charbox(index, loose=True)
-            ax, ay = _to_device(x0, y0, crop, rotation, scale)  # type: ignore[arg-type]
-            bx, by = _to_device(x1, y1, crop, rotation, scale)  # type: ignore[arg-type]
-            out.append(_Char(ch, BBox(min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))))
+            if not get_box(raw, index, rect_ref):
+                raise PdfiumError("Failed to get charbox.")
+            if rotation == 0:  # _to_device inlined (the same arithmetic): most pages are upright
+                ax, ay, bx, by = ((rect.left - left) * scale, (top - rect.bottom) * scale,
+                                  (rect.right - left) * scale, (top - rect.top) * scale)
+            else:
+                ax, ay = _to_device(rect.left, rect.bottom, crop, rotation, scale)
+                bx, by = _to_device(rect.right, rect.top, crop, rotation, scale)
+            out.append(_Char(ch, min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)))
         return out
     finally:
         textpage.close()
 
 
-def _same_line(a: BBox, b: BBox) -> bool:
-    overlap = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return overlap > 0.5 * min(a.height, b.height)
-
-
 def group_words(chars: Iterable[_Char | None], gap_factor: float = 0.9) -> list[Word]:
-    """Runs of characters on one line whose gaps are under ``gap_factor`` x the line height."""
+    """Runs of characters on one line whose gaps are under ``gap_factor`` x the line height.
+
+    Two characters are on one line when their boxes overlap vertically by more than half the lower one.
+    (Plain floats rather than boxes: this runs once per character of every text-layer page.)
+    """
     words: list[Word] = []
     text: list[str] = []
-    box: BBox | None = None
-    last: BBox | None = None
+    have = False  # a run is open: (bx0, by0, bx1, by1) its box, (lx1, ly0, ly1) its last character's
+    bx0 = by0 = bx1 = by1 = lx1 = ly0 = ly1 = 0.0
 
     def flush() -> None:
-        nonlocal text, box, last
+        nonlocal text, have
         content = "".join(text).strip()
-        if content and box is not None:
-            words.append(Word(content, box, 1.0))
-        text, box, last = [], None, None
+        if content and have:
+            words.append(Word(content, BBox(bx0, by0, bx1, by1), 1.0))
+        text, have = [], False
 
     for item in chars:
         if item is None:
             flush()
             continue
-        if item.text.isspace() or item.box.width <= 0 or item.box.height <= 0:
+        ch, x0, y0, x1, y1 = item
+        height = y1 - y0
+        if ch.isspace() or x1 - x0 <= 0 or height <= 0:
             # Generated spaces have empty boxes: keep them as separators inside the current run.
             if text:
                 text.append(" ")
             continue
-        if last is not None and box is not None:
-            gap = item.box.x0 - last.x1
-            line_h = max(last.height, item.box.height)
-            if not _same_line(last, item.box) or gap > gap_factor * line_h or gap < -0.5 * line_h:
+        if have:
+            gap = x0 - lx1
+            last_h = ly1 - ly0
+            line_h = max(last_h, height)
+            same_line = min(ly1, y1) - max(ly0, y0) > 0.5 * min(last_h, height)
+            if not same_line or gap > gap_factor * line_h or gap < -0.5 * line_h:
                 flush()
-        text.append(item.text)
-        box = item.box if box is None else box.union(item.box)
-        last = item.box
+        text.append(ch)
+        if have:
+            bx0, by0, bx1, by1 = min(bx0, x0), min(by0, y0), max(bx1, x1), max(by1, y1)
+        else:
+            bx0, by0, bx1, by1, have = x0, y0, x1, y1, True
+        lx1, ly0, ly1 = x1, y0, y1
     flush()
     return words
 
