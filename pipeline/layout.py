@@ -28,6 +28,7 @@ The steps:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -401,6 +402,9 @@ class GridLine:
 
     def at(self, t: float) -> float:
         """Position across the line at ``t`` along it: from the segment there, else the nearest one."""
+        if len(self.segments) == 1:  # most lines are one segment: nothing to choose
+            only = self.segments[0]
+            return only.at(min(max(t, only.start), only.end))
         best: Segment | None = None
         best_d = math.inf
         for s in self.segments:
@@ -606,11 +610,14 @@ def build_grid(h_segments: Sequence[Segment], v_segments: Sequence[Segment], par
     x_mid_col = [(cols[c].pos + cols[c + 1].pos) / 2 for c in range(n_c)]
     inset = params.px(params.touch) * 0.5  # skip the crossing lines' own thickness at interval ends
 
+    # Each boundary piece is asked about from both cells beside it: remembered.
+    @functools.cache
     def v_ruled(c_line: int, r: int) -> bool:
         x = cols[c_line].at(y_mid_row[r])
         a, b = rows[r].at(x) + inset, rows[r + 1].at(x) - inset
         return cols[c_line].coverage(a, b) >= params.coverage
 
+    @functools.cache
     def h_ruled(r_line: int, c: int) -> bool:
         y = rows[r_line].at(x_mid_col[c])
         a, b = cols[c].at(y) + inset, cols[c + 1].at(y) - inset
