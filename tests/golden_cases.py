@@ -1,5 +1,5 @@
-"""The golden end-to-end cases: inputs under samples/ (and the shared text-layer scan) and what of their
-records is compared. Regenerate with ``python scripts/regen_golden.py`` after a deliberate change, and
+"""The golden end-to-end cases: inputs under samples/ (a text dump, a generated clean scan read with the
+default OCR engine) and what of their records is compared. Regenerate with ``python scripts/regen_golden.py`` after a deliberate change, and
 review the diff like code."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = {
     "seed-text-dump": REPO / "samples" / "text" / "000_9ccbaafc82c3a09f.txt",
+    "clean-scan": REPO / "samples" / "scans" / "clean-122-000.pdf",
 }
 # Confidence and pixel boxes may differ in the last digits between CPUs (ONNX Runtime kernels); the values
 # a user reads, and the decisions made from them, must not.
