@@ -34,7 +34,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy pipeline
 
+# The benchmark (bench/REPORT.md says what else it needs: the PaddleOCR and img2table venvs, Tesseract chi_sim).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask,bench]'
 	$(BIN)/formrescue bench
 
 clean:

@@ -119,9 +119,18 @@ def limit_overrides(args: argparse.Namespace) -> Iterator[None]:
                 os.environ[variable] = old
 
 
+def engine_name(text: str) -> str:
+    from pipeline.ocr.base import ENGINES
+
+    if text not in ENGINES:
+        raise argparse.ArgumentTypeError(f"unknown OCR engine {text!r}; choose from {', '.join(ENGINES)}")
+    return text
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", default=os.environ.get("FORMRESCUE_ENGINE", "rapidocr"),
-                        help="OCR engine: rapidocr (default) or paddleocr (needs formrescue[paddleocr])")
+    parser.add_argument("--engine", default=os.environ.get("FORMRESCUE_ENGINE", "rapidocr"), type=engine_name,
+                        help="OCR engine: rapidocr (default), paddleocr or paddleocr-fullpage (both need "
+                        "formrescue[paddleocr])")
     parser.add_argument("--workers", type=positive_int, default=2,
                         help="documents processed at once, each in a worker process (FORMRESCUE_ISOLATION=thread: "
                         "in threads of this process, with no time limit)")
