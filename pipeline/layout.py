@@ -283,15 +283,12 @@ def flank_shares(ink: np.ndarray, seg: Segment, a: float, b: float) -> tuple[flo
     half = math.ceil(seg.thickness / 2)
     across = ink.shape[0] if seg.horizontal else ink.shape[1]
 
-    def side(offsets: range, sign: int) -> np.ndarray:
-        found = np.zeros(t.size, bool)
-        for k in offsets:
-            q = np.clip(c + sign * (half + k), 0, across - 1)
-            found |= (ink[q, t] if seg.horizontal else ink[t, q]) > 0
-        return found
-
-    flanked = side(range(2, 7), -1) & side(range(2, 7), 1)
-    touched = side(range(1, 3), -1) & side(range(1, 3), 1)
+    # One gather for all 12 probe lines (1-6 px off each edge): far cheaper than one per offset.
+    ks = np.arange(1, 7)[:, None]
+    q = np.clip(np.concatenate([c - (half + ks), c + (half + ks)]), 0, across - 1)
+    probes = (ink[q, t] if seg.horizontal else ink[t, q]) > 0  # rows 0-5: one side, k=1..6; 6-11: the other
+    flanked = probes[1:6].any(axis=0) & probes[7:12].any(axis=0)
+    touched = probes[0:2].any(axis=0) & probes[6:8].any(axis=0)
     return float(flanked.mean()), float(touched.mean())
 
 
