@@ -268,7 +268,9 @@ def targets_table(data: dict[str, Any] | None, text: dict[str, Any] | None,
 # ------------------------------------------------------------------------------------------- plots
 
 
-def plot_accuracy(data: dict[str, Any], path: Path) -> None:
+def plot_accuracy(data: dict[str, Any], path: Path, full: dict[str, Any] | None = None) -> None:
+    """Accuracy against noise for each contender of the head-to-head (``data``) and, dashed, for the
+    contenders of a run over every document of each generated set (``full``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -282,15 +284,21 @@ def plot_accuracy(data: dict[str, Any], path: Path) -> None:
         (axes[1], "indicator rows exact (name, target, actual, weight, score)",
          lambda a: a.get("rows", {}).get("exact_rate")),
     ]
+    series = [(data, name, "", "-") for name in data["contenders"]]
+    if full:
+        docs = full.get("docs_per_set") or "all"
+        series += [(full, name, f", {docs} docs per set", "--") for name in full["contenders"]]
     for ax, title, value in panels:
-        for k, name in enumerate(data["contenders"]):
-            gen = [(x[SETS[s].noise], value(accuracy(data, s, name))) for s in data.get("sets", [])
+        for k, (run, name, suffix, style) in enumerate(series):
+            gen = [(x[SETS[s].noise], value(accuracy(run, s, name))) for s in run.get("sets", [])
                    if SETS[s].origin == "generated"]
             gen = [(a, b) for a, b in sorted(gen) if b is not None]
             line = None
             if gen:
                 (line,) = ax.plot([a for a, _ in gen], [100 * b for _, b in gen], marker=markers[k % len(markers)],
-                                  label=f"{name} (generated)")
+                                  linestyle=style, label=f"{name} (generated{suffix})")
+            if run is not data:
+                continue  # the shared scans are the same two documents in both runs
             shared = [(x[SETS[s].noise] + 0.06, value(accuracy(data, s, name))) for s in data.get("sets", [])
                       if SETS[s].origin == "shared"]
             shared = [(a, b) for a, b in shared if b is not None]
@@ -388,8 +396,11 @@ def meta_block(data: dict[str, Any] | None, out_dir: Path) -> str:
             f"{data.get('docs_per_set') or 'all'}.")
 
 
-def write_report(out_dir: Path, report: Path, plot: Path) -> None:
+def write_report(out_dir: Path, report: Path, plot: Path, full_dir: Path | None = None) -> None:
+    """Tables and plots from the run in ``out_dir``; ``full_dir``, if given and run, holds the accuracy
+    step over every document of each set (block ``full``)."""
     data = _load(out_dir / "accuracy.json")
+    full = _load(full_dir / "accuracy.json") if full_dir else None
     text = _load(out_dir / "text.json")
     workers = _load(out_dir / "workers.json")
     memory = _load(out_dir / "memory.json")
@@ -398,8 +409,10 @@ def write_report(out_dir: Path, report: Path, plot: Path) -> None:
               "memory": memory_table(memory), "targets": targets_table(data, text, memory)}
     if data:
         blocks.update(headline=headline_table(data), accuracy=accuracy_table(data), speed=speed_table(data))
-        plot_accuracy(data, plot)
+        plot_accuracy(data, plot, full)
         plot_speed(data, plot.with_name("speed_per_page.png"))
+    if full:
+        blocks["full"] = meta_block(full, full_dir or out_dir) + "\n\n" + accuracy_table(full)
     for name, body in blocks.items():
         content = replace_block(content, name, body)
     report.write_text(content, encoding="utf-8")

@@ -6,6 +6,9 @@ Steps (``--steps``, default all):
                 (one contender works at a time), scored with evaluate.py and the shared indicator-row scorer;
                 seconds per page (wall and CPU), OCR inference share, start-up and peak RSS come from the
                 same run;
+* ``full``      the accuracy step for ``--full-contenders`` (default formrescue) over every document of every
+                set, into ``bench/results/<full-tag>/`` (the head-to-head reads ``--docs`` per generated set:
+                PaddleOCR full-page costs ~15-30 s a page here);
 * ``text``      forms per second for text dumps and text-layer PDFs: library calls and the CLI;
 * ``workers``   throughput with 1 and 2 worker processes (pipeline.workers.WorkerPool; and two plain
                 processes with one ONNX thread each);
@@ -50,8 +53,8 @@ REPORT = ROOT / "bench" / "REPORT.md"
 PLOT = ROOT / "bench" / "accuracy_vs_noise.png"
 PADDLE_PYTHON = Path(os.environ.get("FORMRESCUE_BENCH_PADDLE_PYTHON", "/work/venv-paddle/bin/python"))
 IMG2TABLE_PYTHON = Path(os.environ.get("FORMRESCUE_BENCH_IMG2TABLE_PYTHON", "/work/venv-img2table/bin/python"))
-DEFAULT_CONTENDERS = ("formrescue", "paddleocr-fullpage", "rapidocr-fullpage", "img2table")
-STEPS = ("accuracy", "text", "workers", "memory", "report")
+DEFAULT_CONTENDERS = ("formrescue", "formrescue-paddleocr", "paddleocr-fullpage", "img2table")
+STEPS = ("accuracy", "full", "text", "workers", "memory", "report")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +239,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of: {', '.join(SETS)}")
     parser.add_argument("--contenders", default=",".join(DEFAULT_CONTENDERS),
                         help="formrescue contenders of bench/worker.py, and img2table")
-    parser.add_argument("--docs", type=int, default=0, help="documents per generated set (0: all 30)")
+    parser.add_argument("--docs", type=int, default=5,
+                        help="documents per generated set in the head-to-head (0: all 30)")
     parser.add_argument("--tag", default="latest", help="results go to bench/results/TAG")
     parser.add_argument("--fresh", action="store_true", help="start the accuracy step over (default: resume)")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the contender processes (0: none)")
@@ -244,6 +248,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-pages", type=int, default=200, help="pages of the memory test PDF")
     parser.add_argument("--text-copies", type=int, default=50, help="text dumps in the text-rate test")
     parser.add_argument("--workers-docs", type=int, default=6, help="documents of gen-noisy in the workers test")
+    parser.add_argument("--full-tag", default="all30",
+                        help="where the full step's results go; the report adds their table and plot lines")
+    parser.add_argument("--full-contenders", default="formrescue", help="contenders of the full step")
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--plot", type=Path, default=PLOT)
 
@@ -262,6 +269,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown step(s): {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
     if "accuracy" in steps:
         step_accuracy(args, out_dir)
+    if "full" in steps:
+        full_dir = RESULTS / args.full_tag
+        full_dir.mkdir(parents=True, exist_ok=True)
+        step_accuracy(argparse.Namespace(**{**vars(args), "contenders": args.full_contenders, "docs": 0}), full_dir)
     if "text" in steps:
         from bench.speed import step_text
 
@@ -277,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     if "report" in steps:
         from bench.report import write_report
 
-        write_report(out_dir, args.report, args.plot)
+        write_report(out_dir, args.report, args.plot, RESULTS / args.full_tag)
         log(f"report: {args.report}, plot: {args.plot}")
     return 0
 
