@@ -24,6 +24,7 @@ from pipeline.datamodel import (
     REVIEW_COLUMNS,
     DocumentResult,
     Form,
+    Issue,
     ReviewItem,
     Status,
 )
@@ -169,6 +170,15 @@ def form_record(result: DocumentResult, form: Form, status: Status) -> dict[str,
     }
 
 
+def failed_record(result: DocumentResult) -> dict[str, Any]:
+    """The line of a document that gave no form: the contract's shape, every field empty, status failed."""
+    empty = Form(form_index=0, pages=(), header={}, funds={}, goals={}, indicators=(), total={})
+    record = form_record(result, empty, Status.FAILED)
+    if not record["issues"] and result.error:
+        record["issues"] = [Issue("document_failed", result.error, "forms").to_dict()]
+    return record
+
+
 def form_status(form: Form) -> Status:
     if not form.indicators and not any(form.funds.values()):
         return Status.FAILED
@@ -193,9 +203,18 @@ def export(out: Path, results: Sequence[DocumentResult]) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     review: list[ReviewItem] = []
+    n_forms = 0
     for result in results:
         items = document_items(result)
         review.extend(items)
+        if not result.forms and result.status is Status.FAILED:
+            # A document that gave no form still gets its line (status failed, every field empty, the reason in
+            # issues): whoever reads forms.jsonl or projects.csv sees it, not only the review queue.
+            record = failed_record(result)
+            record["review_items"] = len(items)
+            records.append(record)
+            continue
+        n_forms += len(result.forms)
         for form in result.forms:
             record = form_record(result, form, form_status(form))
             record["review_items"] = sum(1 for i in items if i.field.startswith(f"forms[{form.form_index}]."))
@@ -230,7 +249,7 @@ def export(out: Path, results: Sequence[DocumentResult]) -> dict[str, int]:
                 yield row
 
     counts = {
-        "forms": len(records),
+        "forms": n_forms,
         "projects": write_csv(out / "projects.csv", PROJECT_COLUMNS, project_rows()),
         "indicators": write_csv(out / "indicators.csv", INDICATOR_COLUMNS, indicator_rows()),
         "review_items": write_csv(out / "review_queue.csv", REVIEW_COLUMNS, (i.to_row() for i in review)),

@@ -169,7 +169,9 @@ def test_a_crashing_document_does_not_stop_the_others_and_rerun_keeps_correction
     error = by_name["doc1.txt"].error or ""
     assert "internal error" in error and "simulated bug" in error
     assert {by_name[n].status.value for n in ("doc0.txt", "doc2.txt")} == {"needs_review"}
-    assert set(first_names(out)) == {"doc0.txt", "doc2.txt"}
+    names = first_names(out)
+    assert {n for n, project in names.items() if project} == {"doc0.txt", "doc2.txt"}
+    assert "doc1.txt" in names and names["doc1.txt"] is None  # the failed document's line: status failed, no fields
 
     # A reviewer corrects a value of doc0 (as apply-review would store it).
     doc0 = by_name["doc0.txt"].doc_id

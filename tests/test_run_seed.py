@@ -115,3 +115,12 @@ def test_bad_inputs_fail_clearly_and_the_batch_goes_on(prefect_server: None, tmp
     queue = read_csv(out / "review_queue.csv")
     failed_items = [q for q in queue if q["field"] == "forms"]
     assert {Path(q["source"]).name for q in failed_items} >= set(expected_failures)
+    # forms.jsonl and projects.csv show each failed document too: one line, status failed, no fields, the reason.
+    failed_lines = {Path(r["source"]).name: r for r in records if r["status"] == "failed"}
+    assert set(failed_lines) == set(expected_failures)
+    for name, words in expected_failures.items():
+        line = failed_lines[name]
+        assert line["project_name"] is None and line["indicators"] == []
+        assert any(words in i["message"] for i in line["issues"]), line["issues"]
+    projects = read_csv(out / "projects.csv")
+    assert {Path(p["source"]).name for p in projects if p["status"] == "failed"} == set(expected_failures)
