@@ -682,9 +682,11 @@ class FormReader:
             setattr(record, f"{level}_seen", replace(value, confidence=min(value.confidence, candidates[0][1])))
             record.uncertain[level] = (text, candidates)
         elif not candidates and getattr(record, f"{column}_label") is None:
-            # A label the catalogue does not know at all: kept as printed, in the column it was found in.
+            # A label the catalogue does not know at all: kept as printed, in the column it was found in, and
+            # flagged: a form's own 二级 name, or a damaged cell read in part ("指标", "标").
             setattr(record, f"{column}_label", clean_cell_text(text))
             setattr(record, f"{column}_seen", value)
+            record.uncertain[column] = (text, ())
 
     def _nearest_label(self, text: str, column: str, level1: str | None) -> tuple[tuple[str, float], ...]:
         """Among the labels this row can have (the 二级 children of its 一级, or the 一级 labels), the one
@@ -807,9 +809,14 @@ class FormReader:
                                       f"the merged {'二级' if level == 'level2' else '一级'} cell does not say whether "
                                       f"this row belongs to {label} or a neighbouring block", p, candidates))
             for level, (printed, candidates) in r.uncertain.items():
-                flags.append(Flag(f"indicators[{i}].{level}", "label_uncertain",
-                                  f"the label reads {printed!r}; the nearest known label is {candidates[0][0]}",
-                                  candidates[0][1], candidates))
+                if candidates:
+                    flags.append(Flag(f"indicators[{i}].{level}", "label_uncertain",
+                                      f"the label reads {printed!r}; the nearest known label is {candidates[0][0]}",
+                                      candidates[0][1], candidates))
+                else:
+                    flags.append(Flag(f"indicators[{i}].{level}", "label_unknown",
+                                      f"the label reads {printed!r}, which is no known "
+                                      f"{'一级' if level == 'level1' else '二级'} label", 0.5))
             for note in r.notes:
                 if "repeated header" in note:
                     field_name = note.split(":", 1)[0]

@@ -12,11 +12,13 @@ from typing import Protocol
 from pipeline.datamodel import MISSING, CatalogueMatch, Flag, Form, Indicator, Value
 from pipeline.quantity import (
     format_decimal,
+    has_inner_stop,
     is_dash,
     parse_number,
     parse_percent,
     parse_quantity,
     strip_specks,
+    strip_stray_marks,
 )
 from pipeline.text import clean_cell_text
 
@@ -67,6 +69,9 @@ def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: fl
     """Typed, repaired values and catalogue matches; flags for repairs and for low OCR confidence."""
     flags: list[Flag] = list(form.flags)
     header = {name: _text(value) for name, value in form.header.items()}
+    for name in ("project_name", "department", "implementing_unit"):
+        if name in header:
+            header[name] = _stray_marks(header[name], name, flags, one_phrase=True)
     if header.get("year", MISSING).text:
         year = parse_number(header["year"].text)
         header["year"] = replace(header["year"], text=format_decimal(year.value) if year else header["year"].text)
@@ -84,12 +89,16 @@ def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: fl
                 out[col] = _number(value, path, flags, money=False)
         funds[row] = out
 
-    goals = {name: _text(value) for name, value in form.goals.items()}
+    goals = {name: _stray_marks(_text(value), f"goals.{name}", flags) for name, value in form.goals.items()}
     total = {name: _number(value, f"total.{name}", flags, money=False) for name, value in form.total.items()}
 
     indicators: list[Indicator] = []
     for i, indicator in enumerate(form.indicators):
         fields = {name: _text(value) for name, value in indicator.fields.items()}
+        for name in ("name", "target", "actual", "deviation"):
+            if name in fields:
+                fields[name] = _stray_marks(fields[name], f"indicators[{i}].{name}", flags,
+                                            one_phrase=name != "deviation")
         for name in ("weight", "score"):
             fields[name] = _number(fields.get(name, MISSING), f"indicators[{i}].{name}", flags, money=False)
         for name in ("target", "actual", "deviation"):
@@ -116,6 +125,32 @@ def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: fl
     normalized = replace(form, header=header, funds=funds, goals=goals, indicators=tuple(indicators), total=total)
     flags.extend(_confidence_flags(normalized, low_confidence, {f.field for f in flags}))
     return replace(normalized, flags=tuple(flags))
+
+
+# OCR's misreads of 无 as a lone character (a value cell is never just 尤).
+_LONE_MISREADS = {"尤": "无"}
+READ_TEXT_CONFIDENCE = 1.0  # text dumps and PDF text layers: their text is what was printed
+
+
+def _stray_marks(value: Value, path: str, flags: list[Flag], *, one_phrase: bool = False) -> Value:
+    """Punctuation a speck put into OCR text is taken out (and flagged); a full stop inside a name or a
+    value (``one_phrase``) is flagged."""
+    if value.text is None or value.confidence >= READ_TEXT_CONFIDENCE:
+        return value
+    if value.text in _LONE_MISREADS:
+        repaired = _LONE_MISREADS[value.text]
+        flags.append(Flag(path, "ocr_repaired", f"read as {value.text!r}; a lone {repaired!r} misread",
+                          min(value.confidence, 0.7)))
+        return replace(value, text=repaired)
+    stripped = strip_stray_marks(value.text)
+    if stripped is not None:
+        flags.append(Flag(path, "stray_punctuation", f"read as {value.text!r}; punctuation from a speck removed",
+                          min(value.confidence, 0.7)))
+        value = replace(value, text=stripped)
+    elif one_phrase and value.text is not None and has_inner_stop(value.text):
+        flags.append(Flag(path, "stray_punctuation", f"a full stop inside {value.text!r}: a speck?",
+                          min(value.confidence, 0.7)))
+    return value
 
 
 def _confidence_flags(form: Form, threshold: float, already: set[str]) -> list[Flag]:

@@ -220,6 +220,27 @@ def strip_specks(text: str) -> str | None:
     return core if quantity is not None and quantity.value is not None else None
 
 
+_CJK = "\u4e00-\u9fff"
+# Marks a scanner speck reads as: an ASCII dot or a middle dot after a Chinese character (before another or
+# a digit: "2019年.11月"), at the start of
+# Chinese text, or after its last character; a second mark right after a comma or full stop.
+_STRAY_MARK = re.compile(rf"(?<=[{_CJK}])[.·•](?=[{_CJK}0-9])|^[.·•。，,、](?=[{_CJK}])|(?<=[{_CJK}])[.·•]$"
+                         rf"|(?<=[。，,、])[。.·•，,]")
+# A full stop inside a name or a value (one phrase each): doubtful, though real text may have it.
+_INNER_STOP = re.compile(rf"[{_CJK}]。(?=[{_CJK}])")
+
+
+def strip_stray_marks(text: str) -> str | None:
+    """OCR text without the punctuation a speck put into it ("2019年.11月" -> "2019年11月", "·参训",
+    "控制." ), or None when there is none. Numbers are left alone ("1.建立" keeps its dot)."""
+    stripped = _STRAY_MARK.sub("", text)
+    return stripped if stripped != text and stripped else None
+
+
+def has_inner_stop(text: str) -> bool:
+    return _INNER_STOP.search(text) is not None
+
+
 def looks_like_value(text: str) -> bool:
     """A target/actual-like cell: a number with operator/unit, a percent, or a short outcome word."""
     s = to_ascii(text)

@@ -25,6 +25,8 @@ REASON_TEXT = {
     "row_joined_across_pages": "row joined across a page break / 跨页拆分的行已合并",
     "document_failed": "document could not be read / 文件无法读取",
     "missing_section": "a part of the form was not found / 表格缺少部分内容",
+    "stray_punctuation": "punctuation that may be a speck / 疑似污点识别出的标点",
+    "label_unknown": "not a known indicator level label / 非已知的指标级别名称",
 }
 
 

@@ -1,6 +1,6 @@
 """The golden end-to-end cases: inputs under samples/ (a text dump, a generated clean scan read with the
-default OCR engine) and what of their records is compared. Regenerate with ``python scripts/regen_golden.py`` after a deliberate change, and
-review the diff like code."""
+default OCR engine) and what of their records is compared. Regenerate with ``python -m scripts.regen_golden``
+after a deliberate change, and review the diff like code."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.quantity import format_decimal, parse_number, parse_percent, parse_quantity
+from pipeline.quantity import format_decimal, parse_number, parse_percent, parse_quantity, strip_stray_marks
 
 
 @pytest.mark.parametrize(("text", "expected", "repaired"), [
@@ -57,3 +57,47 @@ def test_quantity(text: str, op: str | None, value: str | None, unit: str | None
     assert q is not None
     assert (q.op, format_decimal(q.value) if q.value is not None else None, q.unit) == (op, value, unit)
     assert q.text == text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2019年.11月30日前", "2019年11月30日前"),  # a speck read as a dot
+    ("按实际发生数结.算", "按实际发生数结算"),
+    ("提高群众健康素养水·平", "提高群众健康素养水平"),
+    ("·参训人员满意度", "参训人员满意度"),
+    ("项目总成本控制.", "项目总成本控制"),
+    ("结合本地实际，。受益人群覆盖率", "结合本地实际，受益人群覆盖率"),
+    ("年度内项目按标准实施。。", "年度内项目按标准实施。"),
+    # nothing to take out: real punctuation and numbers stay
+    ("根据上级文件要求，服务质量", None),
+    ("1.建立健全长效管理机制", None),
+    ("共10.5万元", None),
+    ("年度内项目按标准实施。", None),
+    ("≥90%", None),
+])
+def test_stray_marks_from_specks(text: str, expected: str | None) -> None:
+    assert strip_stray_marks(text) == expected
+
+
+def test_normalising_takes_stray_marks_out_of_ocr_text_only_and_flags_it() -> None:
+    from pipeline.datamodel import Form, Indicator, Value
+    from pipeline.normalize import normalize_form
+
+    class NoCatalogue:
+        def match_indicator(self, name: str, level2: str | None = None) -> None:
+            return None
+
+    def form(confidence: float) -> Form:
+        fields = {"name": Value("提高群众健康素养水·平", confidence=confidence),
+                  "target": Value("3000平方。米", confidence=confidence),
+                  "deviation": Value("尤", confidence=confidence)}
+        return Form(form_index=0, pages=(1,), header={}, funds={}, goals={}, indicators=(Indicator(fields),), total={})
+
+    scanned = normalize_form(form(0.97), NoCatalogue())  # type: ignore[arg-type]
+    assert scanned.indicators[0].text("name") == "提高群众健康素养水平"
+    assert scanned.indicators[0].text("deviation") == "无"
+    flagged = {f.field: f.reason for f in scanned.flags}
+    assert flagged == {"indicators[0].name": "stray_punctuation", "indicators[0].target": "stray_punctuation",
+                       "indicators[0].deviation": "ocr_repaired"}
+    assert scanned.indicators[0].text("target") == "3000平方。米"  # doubtful, kept as read, put in front of a person
+    printed = normalize_form(form(1.0), NoCatalogue())  # type: ignore[arg-type]
+    assert printed.indicators[0].text("name") == "提高群众健康素养水·平" and not printed.flags

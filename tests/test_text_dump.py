@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.errors import InputError
 from pipeline.ingest import decode_text, parse_text_dump, sniff_kind
 from pipeline.text import clean_cell_text
+
+REPO = Path(__file__).resolve().parent.parent
 
 SAMPLE = "财政项目支出绩效自评表\t\t\n项目名称\tG60科创走廊建设\n\n--\t--\n实现联盟高校学 分互认 机制\t=1次\n"
 
@@ -54,3 +58,18 @@ def test_clean_cell_text(raw: str, clean: str) -> None:
 ])
 def test_sniff_kind(head: bytes, kind: str) -> None:
     assert sniff_kind(head) == kind
+
+
+def test_a_level_label_nobody_knows_is_kept_as_printed_and_flagged(tmp_path: Path) -> None:
+    """A 二级 cell read in part ("指标") is no known label: it is kept as printed and goes to review."""
+    from pipeline.config import Settings
+    from pipeline.process import process_file
+
+    seed = REPO / "samples" / "text" / "000_9ccbaafc82c3a09f.txt"
+    text = seed.read_text(encoding="utf-8").replace("\t数量指标\t完成接待任务", "\t指标\t完成接待任务", 1)
+    damaged = tmp_path / "damaged.txt"
+    damaged.write_text(text, encoding="utf-8")
+    form = process_file(damaged, damaged.name, Settings()).forms[0]
+    row = next(i for i, ind in enumerate(form.indicators) if ind.text("name") == "完成接待任务")
+    assert form.indicators[row].text("level2") == "指标"
+    assert any(f.field == f"indicators[{row}].level2" and f.reason == "label_unknown" for f in form.flags)
