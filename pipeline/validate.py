@@ -70,6 +70,12 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     total_weight = _dec(total.get("weight", MISSING))
     total_score = _dec(total.get("score", MISSING))
 
+    if indicators:
+        # Every form of this kind prints its 总分 row's 分值 and 得分: an empty one was lost to the scan.
+        for name, label, number in (("weight", "分值", total_weight), ("score", "得分", total_score)):
+            if number is None and total.get(name, MISSING).text is None:
+                flags.append(Flag(f"total.{name}", "missing_value", f"the 总分 {label} was not read", 0.0))
+
     _fill_one_missing(indicators, "weight", total_weight, budget_weight, flags)
     _fill_one_missing(indicators, "score", total_score, budget_score, flags)
 

@@ -73,3 +73,11 @@ def test_an_unsure_score_takes_the_blame_for_the_score_sum() -> None:
     flagged = _flagged(validate_form(form), "validation_failed:scores_sum")
     assert set(flagged) == {"total.score", "indicators[2].score"}
     assert flagged["indicators[2].score"].candidates == (("30", 0.5),)
+
+
+def test_an_unread_total_is_flagged() -> None:
+    checked = validate_form(_form(["30", "30", "30"], ["30", "25", "30"], total=("100", "95")))
+    assert not [f for f in checked.flags if f.field.startswith("total.")]
+    lost = _form(["30", "30", "30"], ["30", "25", "30"])
+    lost = Form(**{**{k: getattr(lost, k) for k in lost.__dataclass_fields__}, "total": {"score": Value("95")}})
+    assert {f.field: f.reason for f in validate_form(lost).flags} == {"total.weight": "missing_value"}
