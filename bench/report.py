@@ -17,7 +17,6 @@ from bench.datasets import NOISE_ORDER, SETS
 
 REFERENCE = "paddleocr-fullpage"
 SHIPPED = "formrescue"
-PROPOSED = "formrescue-proposed"
 HEADLINE_SETS = ("shared-noisy", "gen-noisy")
 
 
@@ -241,7 +240,7 @@ def targets_table(data: dict[str, Any] | None, text: dict[str, Any] | None,
                          f"wall ×{_num(mine['x_ref_wall'])}, CPU ×{_num(mine['x_ref_cpu'])}; accuracy "
                          f"{_pct(acc_mine)} vs {_pct(acc_ref)}", "met" if ok_wall and ok_cpu and ok_acc else
                          "NOT met"])
-            for name in (SHIPPED, PROPOSED):
+            for name in (SHIPPED,):
                 if name not in f:
                     continue
                 wall_other = None if f[name]["onnx_share"] is None else 1 - f[name]["onnx_share"]

@@ -44,7 +44,6 @@ class Contender:
     options: tuple[tuple[str, Any], ...] = ()
     fast: bool = False  # BenchRapidEngine (prototyped speed options) instead of the shipped class
     quantized: str | None = None
-    patches: tuple[str, ...] = ()  # prototypes of recommended library changes (bench/proposed.py)
     paddle_venv: bool = False  # run in the PaddleOCR venv (its OpenCV is opencv-contrib 4.10, ours 5.0)
     description: str = ""
 
@@ -58,9 +57,6 @@ CONTENDERS: dict[str, Contender] = {c.name: c for c in (
               description="prototyped speed options: 1 thread, batches by padded pixel budget"),
     Contender("formrescue-int8", "rapidocr", options=(("threads", 1), ("pixel_budget", 48 * 320 * 16)), fast=True,
               quantized="dynamic", description="formrescue-fast with the rec model int8 (dynamic quantisation)"),
-    Contender("formrescue-proposed", "rapidocr", patches=("fast-crops", "memo-labels"),
-              description="as shipped plus the recommended changes of bench/proposed.py (cheap crop PNGs, "
-                          "memoised label matching)"),
     Contender("formrescue-paddlevenv", "rapidocr", paddle_venv=True,
               description="formrescue as shipped, run in the PaddleOCR venv: what its other OpenCV changes"),
     Contender("rapidocr-fullpage", "rapidocr", mode="fullpage",
@@ -184,10 +180,6 @@ class Runner:
         from pipeline.process import _Shared, shared_catalogue
 
         self.contender = contender
-        if contender.patches:
-            from bench.proposed import apply
-
-            apply(contender.patches)
         self.engine_name = settings_engine(contender)
         self.settings = Settings.from_env(engine=self.engine_name, isolation="thread")
         t0 = time.perf_counter()

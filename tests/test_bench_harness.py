@@ -109,17 +109,3 @@ def test_bench_command_is_registered() -> None:
 
     args = build_parser().parse_args(["bench", "--steps", "report", "--tag", "x"])
     assert args.command == "bench" and args.steps == "report" and args.tag == "x"
-
-
-def test_proposed_crop_png_round_trips(tmp_path: Path) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from bench.proposed import fast_crop_png
-
-    image = np.zeros((20, 30, 3), dtype=np.uint8)
-    image[5:15, 10:20] = 255
-    target = tmp_path / "crops" / "x.png"
-    fast_crop_png(image, target)
-    assert np.array_equal(np.asarray(Image.open(target).convert("RGB")), image)
-    assert [p.name for p in target.parent.iterdir()] == ["x.png"]  # no temporary file left behind
