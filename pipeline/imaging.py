@@ -170,7 +170,11 @@ def text_is_vertical(mask: np.ndarray, dpi: float = 300.0) -> bool | None:
     vertical = elongated((1, gap), False)
     if horizontal == vertical == 0:
         return None
-    return vertical > 1.3 * horizontal
+    # Sideways only on clear evidence: a turned page shows long vertical runs and hardly any horizontal
+    # ones. Weak or mixed evidence (specks, bleed-through, a dark scanner bed around a skewed page) keeps
+    # the page as it is: on 255 generated pages (30 documents each clean, noisy, harsh) this rule turns
+    # every sideways page with text to tell by, and no upright one (a ratio of 1.3 turned 4 upright pages).
+    return vertical > 3.0 * horizontal and vertical >= 40 * char
 
 
 def estimate_skew(mask: np.ndarray, dpi: float = 300.0, max_angle: float = MAX_SKEW) -> float:
