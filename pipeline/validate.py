@@ -106,6 +106,17 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     # candidate. Otherwise nothing says which: the indicator table as a whole goes to review. Unreadable
     # numbers are flagged already; the known ones must still not exceed the total.
     doubtful = {f.field for f in flags}
+
+    def sum_violation(code: str, message: str, terms: list[NumberAt], total_at: NumberAt, blame: bool) -> None:
+        """The sum's one suspect number and its total to review (see :func:`_one_suspect`), else the table."""
+        suspect = _one_suspect(terms, total_at, doubtful) if blame else None
+        total_path = total_at[0]
+        if suspect is None:
+            violation(code, message, [total_path, "indicators"])
+            return
+        path, fixed, hint = suspect
+        fields = [path] if path == total_path else [total_path, path]
+        violation(code, f"{message}; {hint}", fields, suggested={path: fixed})
     known_weights = sum((w for w in weights if w is not None), Decimal(0))
     expected_total = total_weight if total_weight is not None else (
         Decimal(total_weight_expected) if total_weight_expected is not None and weights else None)
@@ -119,14 +130,8 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
                        f"{f', {unknown} unread' if unknown else ''}) but 总分 分值 is {expected_total}")
             terms = [(f"indicators[{i}].weight", w, PLAUSIBLE_ROW_WEIGHT) for i, w in enumerate(weights)]
             terms.append(("funds.total.weight", budget_weight, PLAUSIBLE_ROW_WEIGHT))
-            suspect = (_one_suspect(terms, ("total.weight", expected_total, ONE_HUNDRED), doubtful)
-                       if unknown == 0 and total_weight is not None else None)
-            if suspect is None:
-                violation("weights_sum", message, ["total.weight", "indicators"])
-            else:
-                path, fixed, hint = suspect
-                fields = [path] if path == "total.weight" else ["total.weight", path]
-                violation("weights_sum", f"{message}; {hint}", fields, suggested={path: fixed})
+            sum_violation("weights_sum", message, terms, ("total.weight", expected_total, ONE_HUNDRED),
+                          blame=unknown == 0 and total_weight is not None)
     known_scores = sum((s for s in scores if s is not None), Decimal(0))
     if total_score is not None and budget_score is not None:
         listed = known_scores + budget_score
@@ -138,13 +143,7 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
             budget_cap = budget_weight if budget_weight is not None else ONE_HUNDRED
             terms.append(("funds.total.score", budget_score, budget_cap))
             total_cap = total_weight if total_weight is not None else ONE_HUNDRED
-            suspect = _one_suspect(terms, ("total.score", total_score, total_cap), doubtful) if complete else None
-            if suspect is None:
-                violation("scores_sum", message, ["total.score", "indicators"])
-            else:
-                path, fixed, hint = suspect
-                fields = [path] if path == "total.score" else ["total.score", path]
-                violation("scores_sum", f"{message}; {hint}", fields, suggested={path: fixed})
+            sum_violation("scores_sum", message, terms, ("total.score", total_score, total_cap), blame=complete)
     if budget_score is not None and budget_weight is not None and budget_score > budget_weight:
         violation("score_gt_weight", f"budget 得分 {budget_score} is above its 分值 {budget_weight}",
                   ["funds.total.score", "funds.total.weight"])
