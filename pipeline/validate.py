@@ -21,6 +21,7 @@ from pipeline.quantity import format_decimal
 
 ONE_HUNDRED = Decimal(100)
 PLAUSIBLE_ROW_WEIGHT = Decimal(40)  # no indicator row of these forms weighs more
+NAMELESS_SHARE = 0.3  # of the indicator rows without a name, beyond which the table's columns were misread
 Report = Callable[[str, str, list[str]], None]  # (rule code, message, fields involved)
 
 
@@ -81,6 +82,15 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
 
     weights = [_dec(ind.get("weight", MISSING)) for ind in indicators]
     scores = [_dec(ind.get("score", MISSING)) for ind in indicators]
+
+    # Rows with content but no 三级指标 name, many of them: the table's columns were not found (a name read
+    # into another column shifts every value), so each row's fields cannot be trusted: the table to review.
+    nameless = sum(1 for row in indicators
+                   if any(v.text for v in row.values()) and row.get("name", MISSING).text is None)
+    if nameless >= max(2, NAMELESS_SHARE * len(indicators)):
+        message = f"{nameless} of {len(indicators)} indicator rows have no 三级指标 name: the columns were misread"
+        issues.append(Issue("table_unreadable", message, "indicators"))
+        flags.append(Flag("indicators", "table_unreadable", message, 0.0))
 
     for i, (weight, score) in enumerate(zip(weights, scores, strict=True)):
         row = indicators[i]

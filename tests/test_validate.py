@@ -81,3 +81,12 @@ def test_an_unread_total_is_flagged() -> None:
     lost = _form(["30", "30", "30"], ["30", "25", "30"])
     lost = Form(**{**{k: getattr(lost, k) for k in lost.__dataclass_fields__}, "total": {"score": Value("95")}})
     assert {f.field: f.reason for f in validate_form(lost).flags} == {"total.weight": "missing_value"}
+
+
+def test_a_table_whose_names_were_not_read_goes_to_review_whole() -> None:
+    form = _form(["30", "30", "30"], ["30", "25", "30"])
+    nameless = tuple(Indicator(fields={**ind.fields, "name": Value(None)}) for ind in form.indicators[:2])
+    shifted = Form(**{**{k: getattr(form, k) for k in form.__dataclass_fields__},
+                      "indicators": nameless + form.indicators[2:]})
+    assert "table_unreadable" in {f.reason for f in validate_form(shifted).flags if f.field == "indicators"}
+    assert "table_unreadable" not in {f.reason for f in validate_form(form).flags}
