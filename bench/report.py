@@ -292,10 +292,9 @@ def plot_accuracy(data: dict[str, Any], path: Path, full: dict[str, Any] | None 
             gen = [(x[SETS[s].noise], value(accuracy(run, s, name))) for s in run.get("sets", [])
                    if SETS[s].origin == "generated"]
             gen = [(a, b) for a, b in sorted(gen) if b is not None]
-            line = None
             if gen:
-                (line,) = ax.plot([a for a, _ in gen], [100 * b for _, b in gen], marker=markers[k % len(markers)],
-                                  linestyle=style, label=f"{name} (generated{suffix})")
+                ax.plot([a for a, _ in gen], [100 * b for _, b in gen], marker=markers[k % len(markers)],
+                                  linestyle=style, color=f"C{k}", label=f"{name} (generated{suffix})")
             if run is not data:
                 continue  # the shared scans are the same two documents in both runs
             shared = [(x[SETS[s].noise] + 0.06, value(accuracy(data, s, name))) for s in data.get("sets", [])
@@ -303,7 +302,7 @@ def plot_accuracy(data: dict[str, Any], path: Path, full: dict[str, Any] | None 
             shared = [(a, b) for a, b in shared if b is not None]
             if shared:
                 ax.scatter([a for a, _ in shared], [100 * b for _, b in shared], marker=markers[k % len(markers)],
-                           facecolors="none", edgecolors=line.get_color() if line else None, s=70,
+                           facecolors="none", edgecolors=f"C{k}", s=70,
                            label=f"{name} (shared scans)")
         ax.set_xticks(range(len(NOISE_ORDER)), list(NOISE_ORDER))
         ax.set_xlabel("noise level")
