@@ -7,8 +7,10 @@ what the column's type lets us repair. Every repair and every doubtful value bec
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Protocol
 
+from pipeline.config import models_dir
 from pipeline.datamodel import MISSING, CatalogueMatch, Flag, Form, Indicator, Value
 from pipeline.quantity import (
     format_decimal,
@@ -124,6 +126,7 @@ def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: fl
 
     normalized = replace(form, header=header, funds=funds, goals=goals, indicators=tuple(indicators), total=total)
     flags.extend(_confidence_flags(normalized, low_confidence, {f.field for f in flags}))
+    flags.extend(_script_flags(normalized, {f.field for f in flags}))
     return replace(normalized, flags=tuple(flags))
 
 
@@ -151,6 +154,33 @@ def _stray_marks(value: Value, path: str, flags: list[Flag], *, one_phrase: bool
         flags.append(Flag(path, "stray_punctuation", f"a full stop inside {value.text!r}: a speck?",
                           min(value.confidence, 0.7)))
     return value
+
+
+@lru_cache(maxsize=1)
+def traditional_only() -> frozenset[str]:
+    """Traditional characters simplified Chinese never prints (``models/dictionaries/traditional_only.txt``)."""
+    path = models_dir() / "dictionaries" / "traditional_only.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset("".join(line.strip() for line in lines if not line.startswith("#")))
+
+
+def _script_flags(form: Form, already: set[str]) -> list[Flag]:
+    """OCR text holding a traditional character: these forms are printed in simplified Chinese, so it is a
+    misread the recogniser was sure of (贴 read as 貼)."""
+    traditional = traditional_only()
+    values = [*((name, v) for name, v in form.header.items() if name != "title"),
+              *((f"goals.{name}", v) for name, v in form.goals.items()),
+              *((f"indicators[{i}].{name}", v) for i, ind in enumerate(form.indicators)
+                for name, v in ind.fields.items())]
+    flags: list[Flag] = []
+    for path, value in values:
+        if value.text is None or value.confidence >= READ_TEXT_CONFIDENCE or path in already:
+            continue
+        found = [ch for ch in value.text if ch in traditional]
+        if found:
+            flags.append(Flag(path, "traditional_character", f"{value.text!r} holds {''.join(found)}, a traditional "
+                              "character these forms do not print: a misread?", min(value.confidence, 0.7)))
+    return flags
 
 
 def _confidence_flags(form: Form, threshold: float, already: set[str]) -> list[Flag]:

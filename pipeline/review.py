@@ -27,6 +27,7 @@ REASON_TEXT = {
     "missing_section": "a part of the form was not found / 表格缺少部分内容",
     "stray_punctuation": "punctuation that may be a speck / 疑似污点识别出的标点",
     "table_unreadable": "the indicator table's columns were not read / 指标表的列未能正确识别",
+    "traditional_character": "a traditional character, likely a misread / 出现繁体字，可能识别有误",
     "label_unknown": "not a known indicator level label / 非已知的指标级别名称",
 }
 

@@ -101,3 +101,22 @@ def test_normalising_takes_stray_marks_out_of_ocr_text_only_and_flags_it() -> No
     assert scanned.indicators[0].text("target") == "3000平方。米"  # doubtful, kept as read, put in front of a person
     printed = normalize_form(form(1.0), NoCatalogue())  # type: ignore[arg-type]
     assert printed.indicators[0].text("name") == "提高群众健康素养水·平" and not printed.flags
+
+
+def test_a_traditional_character_in_ocr_text_is_flagged_as_a_likely_misread() -> None:
+    from pipeline.datamodel import Form, Indicator, Value
+    from pipeline.normalize import normalize_form
+
+    class NoCatalogue:
+        def match_indicator(self, name: str, level2: str | None = None) -> None:
+            return None
+
+    def form(name: str, confidence: float) -> Form:
+        return Form(form_index=0, pages=(1,), header={}, funds={}, goals={},
+                    indicators=(Indicator({"name": Value(name, confidence=confidence)}),), total={})
+
+    read = normalize_form(form("补貼发放准确率", 0.99), NoCatalogue())  # type: ignore[arg-type]
+    assert [(f.field, f.reason) for f in read.flags] == [("indicators[0].name", "traditional_character")]
+    assert "貼" in read.flags[0].message
+    assert not normalize_form(form("补贴发放准确率", 0.99), NoCatalogue()).flags  # type: ignore[arg-type]
+    assert not normalize_form(form("补貼发放准确率", 1.0), NoCatalogue()).flags  # type: ignore[arg-type]
