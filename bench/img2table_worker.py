@@ -1,7 +1,8 @@
 """The img2table + Tesseract ``chi_sim`` contender: what an analyst would pick today.
 
 Runs in its own environment (``/work/venv-img2table``: ``pip install img2table pypdfium2``, and Debian's
-``tesseract-ocr tesseract-ocr-chi-sim``), so it imports nothing from formrescue. Same protocol as
+``tesseract-ocr tesseract-ocr-chi-sim``), so it imports nothing from formrescue
+(only the standard-library timer of :mod:`bench.timing`). Same protocol as
 :mod:`bench.worker`: ``READY {...}``, then JSON requests on stdin, answers as ``RESULT {...}`` lines:
 
     {"cmd": "doc", "path": ..., "dpi": 300}  -> RESULT {"tables": [[row, ...], ...], "pages": [...], ...}
@@ -10,7 +11,7 @@ Each page is rendered with pypdfium2 at the same resolution formrescue uses and 
 image; tables are ruled-table detection (``implicit_rows=False, borderless_tables=False``) with Tesseract
 filling the cells. A table comes back as its rows of cell texts; a merged cell's text is repeated in every
 grid position it covers, as img2table returns it. Turning rows into indicator records is the adapter's job
-(:mod:`bench.img2table_adapter`), so the rules can be read and tested without this environment.
+(:func:`bench.scoring.img2table_rows`), so the rules can be read and tested without this environment.
 """
 
 from __future__ import annotations
@@ -21,24 +22,18 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.timing import Timed  # noqa: E402  (standard library only, like this worker)
 
 # img2table's rotation/skew correction: off by default in img2table; on here because every scan is tilted a
 # little and with it off most scanned pages yield no table at all (IMG2TABLE_ROTATE=0 turns it off).
 ROTATE = os.environ.get("IMG2TABLE_ROTATE", "1") != "0"
-
-
-class _Timed:
-    def __init__(self, target: Any, box: list[float]) -> None:
-        self._target = target
-        self._box = box
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return self._target(*args, **kwargs)
-        finally:
-            self._box[0] += time.perf_counter() - t0
 
 
 def cpu_seconds(children: bool = True) -> float:
@@ -57,9 +52,9 @@ def main() -> int:
 
     threads = int(os.environ.get("IMG2TABLE_TESSERACT_THREADS", "1"))
     ocr = TesseractOCR(n_threads=threads, lang="chi_sim")
-    box = [0.0]
+    tesseract: dict[str, float] = {}
     # Time spent in Tesseract: TesseractOCR.of runs the tesseract binary on the page (hOCR output).
-    ocr.of = _Timed(ocr.of, box)  # type: ignore[method-assign]
+    ocr.of = Timed(ocr.of, tesseract, "ocr")  # type: ignore[method-assign]
     import pypdfium2 as pdfium
 
     ready = {"contender": "img2table", "pid": os.getpid(), "in_process_s": time.perf_counter() - t_start,
@@ -88,7 +83,7 @@ def main() -> int:
                 buffer = io.BytesIO()
                 image.save(buffer, format="PNG", compress_level=1)
                 render = time.perf_counter() - p0
-                box[0] = 0.0
+                tesseract["ocr"] = 0.0
                 doc = Image(src=buffer.getvalue(), detect_rotation=ROTATE)
                 extracted = doc.extract_tables(ocr=ocr, implicit_rows=False, borderless_tables=False,
                                                min_confidence=50)
@@ -96,7 +91,7 @@ def main() -> int:
                     rows = [[(cell.value or "") for cell in row] for row in table.content.values()]
                     tables.append(rows)
                 pages.append({"page": index + 1, "wall": time.perf_counter() - p0, "render": render,
-                              "ocr": box[0], "cpu": cpu_seconds() - pc0, "tables": len(extracted)})
+                              "ocr": tesseract.get("ocr", 0.0), "cpu": cpu_seconds() - pc0, "tables": len(extracted)})
         finally:
             pdf.close()
         usage = resource.getrusage(resource.RUSAGE_SELF)

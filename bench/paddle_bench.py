@@ -41,30 +41,16 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.timing import Timed  # noqa: E402
+
 DEFAULT_PDFS = [
     REPO.parent / "shared" / "scans" / "clean-20-000.pdf",
     REPO.parent / "shared" / "scans" / "noisy-20-000.pdf",
 ]
 CONTENDERS = ("paddleocr", "paddleocr-2000", "rapidocr")
-
-
-class Timed:
-    """Callable proxy that adds the wall time of each call to ``totals[key]`` and delegates the rest."""
-
-    def __init__(self, target: Any, totals: dict[str, float], key: str) -> None:
-        self._target = target
-        self._totals = totals
-        self._key = key
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return self._target(*args, **kwargs)
-        finally:
-            self._totals[self._key] = self._totals.get(self._key, 0.0) + time.perf_counter() - start
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
 
 
 def parse_pages(spec: str, n_pages: int) -> list[int]:

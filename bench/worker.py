@@ -32,6 +32,8 @@ RESULTS_DIR = ".bench-results"  # each document's DocumentResult (pickle), under
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.timing import Timed  # noqa: E402
+
 
 @dataclass(frozen=True, slots=True)
 class Contender:
@@ -99,24 +101,6 @@ def settings_engine(contender: Contender) -> str:
     return FULLPAGE_NAME
 
 
-class _Timed:
-    """Callable proxy adding each call's wall time to ``box[0]`` (the ONNX runners inside PaddleX)."""
-
-    def __init__(self, target: Any, box: list[float]) -> None:
-        self._target = target
-        self._box = box
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return self._target(*args, **kwargs)
-        finally:
-            self._box[0] += time.perf_counter() - t0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-
 def build_engine(contender: Contender) -> tuple[Any, Callable[[], float]]:
     """The engine object the reader gets, and a function giving seconds spent in ONNX Runtime so far."""
     options = dict(contender.options)
@@ -140,7 +124,7 @@ def build_engine(contender: Contender) -> tuple[Any, Callable[[], float]]:
 
         name = contender.engine if contender.engine in ENGINES else "paddleocr"
         engine = get_engine(name, **options)
-        box = [0.0]
+        totals: dict[str, float] = {}
         # PaddleOCR 3.7 internals: the det/rec predictors and their ONNX Runtime runners.
         if hasattr(engine, "recognize_lines") and contender.mode == "lines":
             predictors = [engine.text_recognition.paddlex_predictor]
@@ -148,10 +132,10 @@ def build_engine(contender: Contender) -> tuple[Any, Callable[[], float]]:
             inner = engine.paddleocr.paddlex_pipeline._pipeline
             predictors = [inner.text_det_model, inner.text_rec_model]
         for predictor in predictors:
-            predictor.runner = _Timed(predictor.runner, box)
+            predictor.runner = Timed(predictor.runner, totals, "onnx")
 
         def onnx() -> float:
-            return box[0]
+            return totals.get("onnx", 0.0)
     wrap = contender.mode == "fullpage" and hasattr(engine, "recognize_lines")
     return (FullPageOnly(engine) if wrap else engine), onnx
 
