@@ -67,18 +67,10 @@ class BenchRapidEngine(RapidOcrEngine):
         return out
 
     def recognize_lines_detailed(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, float]]:
-        import time
-
         results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(crops)
         ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
         for batch in self._batches(crops, ratios):
-            width = max(self.min_rec_width, max(math.ceil(REC_HEIGHT * ratios[i]) for i in batch))
-            width = int(math.ceil(width / 8) * 8)
-            tensor = np.stack([self._prepare(crops[i], width) for i in batch])
-            t0 = time.perf_counter()
-            probs = self._rec.run(None, {self._rec.get_inputs()[0].name: tensor})[0]
-            self.inference_seconds += time.perf_counter() - t0
-            for i, res in zip(batch, self._decode(probs), strict=True):
+            for i, res in zip(batch, self._read_batch(crops, ratios, batch), strict=True):
                 results[i] = res
         return results
 

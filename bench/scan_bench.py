@@ -26,6 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.worker import FullPageOnly  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "scans"
 DEFAULT_FILES = [SHARED / "clean-20-000.pdf", SHARED / "noisy-20-000.pdf"]
 
@@ -57,17 +59,6 @@ def _marked(pages: Iterator[Any], engine: Any, marks: list[float]) -> Iterator[A
         marks.append(getattr(engine, "inference_seconds", 0.0))
         yield page
     marks.append(getattr(engine, "inference_seconds", 0.0))
-
-
-class FullPageOnly:
-    """Wraps an engine so the reader cannot use line recognition (forces full-page OCR)."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self.name = engine.name
-
-    def recognize(self, image: Any) -> Any:
-        return self._engine.recognize(image)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,15 +167,21 @@ class RapidOcrEngine:
             batch = [i for i in order[start:start + self.rec_batch] if crops[i].size > 0]
             if not batch:
                 continue
-            width = max(self.min_rec_width, max(math.ceil(REC_HEIGHT * ratios[i]) for i in batch))
-            width = int(math.ceil(width / 8) * 8)
-            tensor = np.stack([self._prepare(crops[i], width) for i in batch])
-            t0 = time.perf_counter()
-            probs = self._rec.run(None, {self._rec.get_inputs()[0].name: tensor})[0]
-            self.inference_seconds += time.perf_counter() - t0
-            for i, res in zip(batch, self._decode(probs), strict=True):
+            for i, res in zip(batch, self._read_batch(crops, ratios, batch), strict=True):
                 results[i] = res
         return results
+
+    def _read_batch(self, crops: Sequence[np.ndarray], ratios: Sequence[float],
+                    batch: Sequence[int]) -> list[tuple[str, float, float]]:
+        """One recognition batch: the crops resized to the model's height, padded to the batch's widest (a
+        multiple of 8, at least ``min_rec_width``), run and decoded; the time in ONNX Runtime is counted."""
+        width = max(self.min_rec_width, max(math.ceil(REC_HEIGHT * ratios[i]) for i in batch))
+        width = int(math.ceil(width / 8) * 8)
+        tensor = np.stack([self._prepare(crops[i], width) for i in batch])
+        t0 = time.perf_counter()
+        probs = self._rec.run(None, {self._rec.get_inputs()[0].name: tensor})[0]
+        self.inference_seconds += time.perf_counter() - t0
+        return self._decode(probs)
 
     def recognize_lines(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """(text, confidence 0..1) for each text-line crop, in the order given.
