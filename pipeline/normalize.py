@@ -6,6 +6,7 @@ what the column's type lets us repair. Every repair and every doubtful value bec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache
 from typing import Protocol
@@ -168,12 +169,8 @@ def _script_flags(form: Form, already: set[str]) -> list[Flag]:
     """OCR text holding a traditional character: these forms are printed in simplified Chinese, so it is a
     misread the recogniser was sure of (贴 read as 貼)."""
     traditional = traditional_only()
-    values = [*((name, v) for name, v in form.header.items() if name != "title"),
-              *((f"goals.{name}", v) for name, v in form.goals.items()),
-              *((f"indicators[{i}].{name}", v) for i, ind in enumerate(form.indicators)
-                for name, v in ind.fields.items())]
     flags: list[Flag] = []
-    for path, value in values:
+    for path, value in _read_values(form):
         if value.text is None or value.confidence >= READ_TEXT_CONFIDENCE or path in already:
             continue
         found = [ch for ch in value.text if ch in traditional]
@@ -183,28 +180,22 @@ def _script_flags(form: Form, already: set[str]) -> list[Flag]:
     return flags
 
 
-def _confidence_flags(form: Form, threshold: float, already: set[str]) -> list[Flag]:
-    flags: list[Flag] = []
-
-    def check(path: str, value: Value) -> None:
-        if value.text is not None and value.confidence < threshold and path not in already:
-            flags.append(Flag(path, "low_ocr_confidence", f"OCR is unsure of {value.text!r} "
-                              f"(confidence {value.confidence:.2f})", value.confidence))
-
-    for name, value in form.header.items():
-        if name != "title":
-            check(name, value)
+def _read_values(form: Form) -> Iterator[tuple[str, Value]]:
+    """Every value read from the page, with its field path (the title is the form's, not a value)."""
+    yield from ((name, value) for name, value in form.header.items() if name != "title")
     for row, cols in form.funds.items():
-        for col, value in cols.items():
-            check(f"funds.{row}.{col}", value)
-    for name, value in form.goals.items():
-        check(f"goals.{name}", value)
+        yield from ((f"funds.{row}.{col}", value) for col, value in cols.items())
+    yield from ((f"goals.{name}", value) for name, value in form.goals.items())
     for i, indicator in enumerate(form.indicators):
-        for name, value in indicator.fields.items():
-            check(f"indicators[{i}].{name}", value)
-    for name, value in form.total.items():
-        check(f"total.{name}", value)
-    return flags
+        yield from ((f"indicators[{i}].{name}", value) for name, value in indicator.fields.items())
+    yield from ((f"total.{name}", value) for name, value in form.total.items())
+
+
+def _confidence_flags(form: Form, threshold: float, already: set[str]) -> list[Flag]:
+    return [Flag(path, "low_ocr_confidence", f"OCR is unsure of {value.text!r} (confidence {value.confidence:.2f})",
+                 value.confidence)
+            for path, value in _read_values(form)
+            if value.text is not None and value.confidence < threshold and path not in already]
 
 
 def quantity_fields(value: Value) -> dict[str, str | None]:
