@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from pipeline.datamodel import MISSING, Flag, Form, Indicator, Issue, Value
 from pipeline.quantity import format_decimal
@@ -120,7 +121,7 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     def sum_violation(code: str, message: str, terms: list[NumberAt], total_at: NumberAt, blame: bool) -> None:
         """The sum's one suspect number and its total to review (see :func:`_one_suspect`), else the table."""
         suspect = _one_suspect(terms, total_at, doubtful) if blame else None
-        total_path = total_at[0]
+        total_path = total_at.path
         if suspect is None:
             violation(code, message, [total_path, "indicators"])
             return
@@ -138,9 +139,11 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
                 listed > expected_total or expected_total - listed > PLAUSIBLE_ROW_WEIGHT * unknown):
             message = (f"分值 add up to {listed} (budget {budget_weight} + indicators"
                        f"{f', {unknown} unread' if unknown else ''}) but 总分 分值 is {expected_total}")
-            terms = [(f"indicators[{i}].weight", w, PLAUSIBLE_ROW_WEIGHT) for i, w in enumerate(weights)]
-            terms.append(("funds.total.weight", budget_weight, PLAUSIBLE_ROW_WEIGHT))
-            sum_violation("weights_sum", message, terms, ("total.weight", expected_total, ONE_HUNDRED),
+            terms = [NumberAt(f"indicators[{i}].weight", w, PLAUSIBLE_ROW_WEIGHT, f"indicator {i + 1} 分值")
+                     for i, w in enumerate(weights)]
+            terms.append(NumberAt("funds.total.weight", budget_weight, PLAUSIBLE_ROW_WEIGHT, "年度资金总额 分值"))
+            sum_violation("weights_sum", message, terms,
+                          NumberAt("total.weight", expected_total, ONE_HUNDRED, "总分 分值"),
                           blame=unknown == 0 and total_weight is not None)
     known_scores = sum((s for s in scores if s is not None), Decimal(0))
     if total_score is not None and budget_score is not None:
@@ -148,12 +151,14 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
         complete = all(s is not None for s in scores)
         if (complete and abs(listed - total_score) > Decimal("0.011")) or (not complete and listed > total_score):
             message = f"得分 add up to {listed} (budget {budget_score} + indicators) but 总分 得分 is {total_score}"
-            terms = [(f"indicators[{i}].score", v, w if w is not None else PLAUSIBLE_ROW_WEIGHT)
+            terms = [NumberAt(f"indicators[{i}].score", v, w if w is not None else PLAUSIBLE_ROW_WEIGHT,
+                              f"indicator {i + 1} 得分")
                      for i, (v, w) in enumerate(zip(scores, weights, strict=True))]
             budget_cap = budget_weight if budget_weight is not None else ONE_HUNDRED
-            terms.append(("funds.total.score", budget_score, budget_cap))
+            terms.append(NumberAt("funds.total.score", budget_score, budget_cap, "年度资金总额 得分"))
             total_cap = total_weight if total_weight is not None else ONE_HUNDRED
-            sum_violation("scores_sum", message, terms, ("total.score", total_score, total_cap), blame=complete)
+            sum_violation("scores_sum", message, terms, NumberAt("total.score", total_score, total_cap, "总分 得分"),
+                          blame=complete)
     if budget_score is not None and budget_weight is not None and budget_score > budget_weight:
         violation("score_gt_weight", f"budget 得分 {budget_score} is above its 分值 {budget_weight}",
                   ["funds.total.score", "funds.total.weight"])
@@ -168,35 +173,36 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     return replace(form, funds=funds, total=total, indicators=new_indicators, flags=tuple(flags), issues=tuple(issues))
 
 
-NumberAt = tuple[str, Decimal | None, Decimal]  # (field path, value read, largest plausible value)
+class NumberAt(NamedTuple):
+    """A number of a sum: its field, the value read, the largest plausible value, and how a reviewer calls it."""
+
+    path: str
+    value: Decimal | None
+    cap: Decimal
+    label: str
 
 
 def _one_suspect(terms: list[NumberAt], total: NumberAt, doubtful: set[str]) -> tuple[str, Decimal, str] | None:
     """The doubtful number of a sum that does not add up (``terms`` should sum to ``total``), the value that
     makes it add up and a sentence for the reviewer; None unless exactly one doubtful number can take the
     blame with a plausible value (between 0 and its cap)."""
-    total_path, total_value, total_cap = total
-    if total_value is None or any(value is None for _, value, _ in terms):
+    if total.value is None or any(t.value is None for t in terms):
         return None
-    listed = sum((value for _, value, _ in terms if value is not None), Decimal(0))
-    suspects = [t for t in terms if t[0] in doubtful]
-    if total_path in doubtful:
-        suspects.append((total_path, total_value, total_cap))
+    listed = sum((t.value for t in terms if t.value is not None), Decimal(0))
+    suspects = [t for t in (*terms, total) if t.path in doubtful]
     # Each doubtful number in turn takes the blame; it must land on a plausible value to be the one.
-    fixes: list[tuple[str, Decimal, Decimal]] = []
-    for path, value, cap in suspects:
-        assert value is not None  # checked above
-        fixed = listed if path == total_path else value - (listed - total_value)
-        if 0 <= fixed <= cap and fixed != value:
-            fixes.append((path, value, fixed))
+    fixes: list[tuple[NumberAt, Decimal]] = []
+    for suspect in suspects:
+        assert suspect.value is not None  # checked above
+        fixed = listed if suspect is total else suspect.value - (listed - total.value)
+        if 0 <= fixed <= suspect.cap and fixed != suspect.value:
+            fixes.append((suspect, fixed))
     if len(fixes) != 1:
         return None
-    path, value, fixed = fixes[0]
-    label = {"weight": "分值", "score": "得分"}[path.rsplit(".", 1)[1]]
-    where = {"total.weight": "总分", "total.score": "总分", "funds.total.weight": "年度资金总额",
-             "funds.total.score": "年度资金总额"}.get(path) or f"indicator {int(path.split('[')[1].split(']')[0]) + 1}"
-    hint = f"{where} {label} was read {format_decimal(value)} (unsure); {format_decimal(fixed)} adds up"
-    return path, fixed, hint
+    suspect, fixed = fixes[0]
+    assert suspect.value is not None
+    hint = f"{suspect.label} was read {format_decimal(suspect.value)} (unsure); {format_decimal(fixed)} adds up"
+    return suspect.path, fixed, hint
 
 
 def _fill_one_missing(indicators: list[dict[str, Value]], column: str, total: Decimal | None,
