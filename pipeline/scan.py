@@ -169,30 +169,8 @@ class OcrClock:
         self.ocr_cpu += cpu
 
 
-def _box_to_original(box: BBox, transform: PageTransform) -> BBox:
-    """``transform.box_to_original`` (the same floats), without numpy for a transform that only scales
-    and shifts (no turn, no deskew: every text-layer page): numpy's set-up per box costs more than the
-    arithmetic, and a page maps thousands of boxes."""
-    a, b, c, d, e, f = transform.matrix
-    if b != 0.0 or d != 0.0 or transform.is_identity:
-        return transform.box_to_original(box)
-    det = a * e - b * d
-    sx, tx, sy, ty = e / det, (b * f - c * e) / det, a / det, (c * d - a * f) / det
-    x0, x1, y0, y1 = box.x0 * sx + tx, box.x1 * sx + tx, box.y0 * sy + ty, box.y1 * sy + ty
-    return BBox(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
-def _box_to_prepared(box: BBox, transform: PageTransform) -> BBox:
-    """``transform.box_to_prepared`` (the same floats), without numpy when it only scales and shifts."""
-    a, b, c, d, e, f = transform.matrix
-    if b != 0.0 or d != 0.0 or transform.is_identity:
-        return transform.box_to_prepared(box)
-    x0, x1, y0, y1 = box.x0 * a + c, box.x1 * a + c, box.y0 * e + f, box.y1 * e + f
-    return BBox(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
 def _word_to_original(word: Word, transform: PageTransform) -> Word:
-    return Word(word.text, _box_to_original(word.bbox, transform), word.confidence)
+    return Word(word.text, transform.box_to_original(word.bbox), word.confidence)
 
 
 def _read_lines(engine: LineRecognizer, crops: Sequence[np.ndarray], clock: OcrClock) -> list[tuple[str, float]]:
@@ -443,7 +421,7 @@ def _layout_from_words(number: int, prepared: PreparedPage, params: LayoutParams
 
 def _layout_with_tables(number: int, tables: Sequence[PageTable], transform: PageTransform, params: LayoutParams,
                         words: Iterable[Word], source: SourceKind) -> PageLayout:
-    local = [Word(w.text, _box_to_prepared(w.bbox, transform), w.confidence) for w in words]
+    local = [Word(w.text, transform.box_to_prepared(w.bbox), w.confidence) for w in words]
     assignment = assign_words(local, tables)
     per_cell: list[list[Word]] = []
     for ti, t in enumerate(tables):
@@ -467,7 +445,7 @@ def _page_rows(layout: PageLayout) -> list[tuple[float, str, int, int]]:
         items.extend((t.table.rows[r].pos + 1e-3 * r, "t", ti, r) for r in range(t.table.n_rows))
     inverse = layout.transform
     for fi, w in enumerate(layout.free):
-        y = _box_to_prepared(w.bbox, inverse).cy
+        y = inverse.box_to_prepared(w.bbox).cy
         for top, bottom in spans:
             if top <= y <= bottom:  # beside a table: after it, never between its rows (spans stay intact)
                 y = bottom + 1e-3
@@ -508,7 +486,7 @@ def assemble(pages: Sequence[PageLayout]) -> tuple[Table, list[int]]:
                 r1 = row_of[(ti, g.last_row)]
                 c0, c1 = cmap[g.col], cmap[g.col + g.col_span]
                 cells.append(Cell(row=r0, col=c0, text=tc.text, row_span=r1 - r0 + 1, col_span=max(1, c1 - c0),
-                                  bbox=_box_to_original(g.bbox, page.transform), confidence=tc.confidence,
+                                  bbox=page.transform.box_to_original(g.bbox), confidence=tc.confidence,
                                   page=page.number, ruled=True, words=tc.words))
         rows_per_page.append(len(row_pages) - start)
     cells.sort(key=lambda c: (c.row, c.col))
