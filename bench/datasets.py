@@ -17,9 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.config import shared_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "seed1"
-SHARED = ROOT.parent / "shared" / "scans"
+SHARED = shared_dir() / "scans"
 SEED = 1
 N_DOCS = 30
 NOISE_ORDER = ("clean", "noisy", "harsh")

@@ -34,7 +34,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-EVALUATE = Path(__file__).resolve().parents[2] / "shared" / "tools" / "evaluate.py"
+from pipeline.config import shared_dir
+
+EVALUATE = shared_dir() / "tools" / "evaluate.py"
 ROW_KEYS = ("name", "target", "actual", "weight", "score")
 NONE_TOKEN = re.compile(r"(?<![A-Za-z])None(?![A-Za-z])")
 

@@ -2,7 +2,7 @@
 
 The benchmark lives in the source checkout (``bench/``, next to ``flows/``), not in the installed package, so
 this command finds it from an editable install; its options are bench/run.py's own (that module and what it
-imports at load time use the standard library only, so building the parser stays cheap).
+imports at load time use the standard library and pipeline.config only, so building the parser stays cheap).
 """
 
 from __future__ import annotations

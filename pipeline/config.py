@@ -20,6 +20,13 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def shared_dir() -> Path:
+    """The project's shared material beside the checkout (seed dump, scans with truth, evaluate.py), used by
+    the tests, the benchmark and scripts/eval_scans.py; ``FORMRESCUE_SHARED`` points elsewhere."""
+    env = os.environ.get("FORMRESCUE_SHARED")
+    return Path(env) if env else repo_root().parent / "shared"
+
+
 def models_dir() -> Path:
     """``models/`` (catalogue, jieba dictionary, OCR configuration); ``FORMRESCUE_MODELS`` overrides."""
     env = os.environ.get("FORMRESCUE_MODELS")

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.config import Limits, repo_root
+from pipeline.config import Limits, repo_root, shared_dir
 from pipeline.datamodel import DocumentResult, Status
 from pipeline.export import export
 from pipeline.forms import extract_forms
@@ -34,7 +34,7 @@ from pipeline.process import shared_catalogue, shared_engine
 from pipeline.scan import read_pages
 from pipeline.validate import validate_form
 
-EVALUATE = Path(os.environ.get("FORMRESCUE_SHARED", repo_root().parent / "shared")) / "tools" / "evaluate.py"
+EVALUATE = shared_dir() / "tools" / "evaluate.py"
 READER_FILES = ("scan.py", "layout.py", "imaging.py", "textlayer.py", "ocr/rapid.py", "ingest.py")
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import shared_dir
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FORMRESCUE_SHARED", REPO.parent / "shared"))
+SHARED = shared_dir()
 SEED = SHARED / "seed" / "000_9ccbaafc82c3a09f.txt"
 SEED_TRUTH = SHARED / "seed" / "000_9ccbaafc82c3a09f.expected.json"
 SCANS = SHARED / "scans"

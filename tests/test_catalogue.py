@@ -22,9 +22,10 @@ import pytest
 
 from pipeline.catalogue import ACCEPT, REVIEW, Catalogue, CatalogueError, label_key, models_dir, name_key
 from pipeline.datamodel import CatalogueMatch
+from tests.conftest import SEED_TRUTH
 
 DATA = Path(__file__).parent / "data" / "catalogue"
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_9ccbaafc82c3a09f.expected.json"
+SEED = SEED_TRUTH
 SHIPPED = models_dir() / "catalogue"
 
 
