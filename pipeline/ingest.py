@@ -22,7 +22,6 @@ from pipeline.text import clean_cell_text, has_cjk
 if TYPE_CHECKING:
     import numpy as np
     import pypdfium2 as pdfium
-    from PIL import Image
 
 TEXT_SUFFIXES = {".txt", ".tsv", ".csv", ".dump", ".text"}
 IMAGE_KINDS = {"png", "jpeg", "tiff", "bmp", "gif", "webp"}
@@ -258,11 +257,20 @@ def _pdf_page_has_text(page: pdfium.PdfPage) -> bool:
         textpage.close()
 
 
-def _image_is_blank(frame: Image.Image, dpi: float) -> bool:
-    import numpy as np
+def _image_is_blank(rgb: np.ndarray, dpi: float) -> bool:
+    """Whether an RGB page image is blank, judged on a ~``BLANK_CHECK_DPI`` gray thumbnail.
+
+    The thumbnail averages whole blocks of pixels (as PIL's ``reduce``, within one gray level; a
+    partial block at the right or bottom edge is left out): an area resize by an exact integer factor
+    is OpenCV's fast path, 4x cheaper than PIL's conversion and reduction.
+    """
+    import cv2
 
     factor = max(1, round(dpi / BLANK_CHECK_DPI))
-    return is_blank(np.asarray(frame.convert("L").reduce(factor)))
+    h, w = rgb.shape[:2]
+    small_w, small_h = max(1, w // factor), max(1, h // factor)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[: small_h * factor, : small_w * factor]
+    return is_blank(cv2.resize(gray, (small_w, small_h), interpolation=cv2.INTER_AREA))
 
 
 def _all_blank(n_pages: int, source: str) -> NotAFormError:
@@ -347,11 +355,12 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
                 size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))  # as page.render sizes it
                 vector = None if words is None else vector_page(page, index + 1, float(dpi), size, words)
                 if vector is None:
-                    rendered = page.render(scale=scale, grayscale=False).to_pil().convert("RGB")
-                    if _image_is_blank(rendered, float(dpi)) and words is None and not _pdf_page_has_text(page):
+                    # RGB straight from pdfium's buffer (rev_byteorder), one copy: through PIL it took three.
+                    bitmap = page.render(scale=scale, rev_byteorder=True)
+                    image = np.array(bitmap.to_numpy()[:, :, :3])
+                    bitmap.close()
+                    if _image_is_blank(image, float(dpi)) and words is None and not _pdf_page_has_text(page):
                         continue
-                    image = np.asarray(rendered)
-                    del rendered
             except pdfium.PdfiumError as exc:
                 raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
             finally:
@@ -388,10 +397,9 @@ def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageIm
                 _check_pixels(image.width, image.height, limits, source, index + 1)
                 dpi_info = image.info.get("dpi", (300, 300))
                 dpi = float(dpi_info[0]) if dpi_info and dpi_info[0] and float(dpi_info[0]) > 50 else 300.0
-                rgb = image.convert("RGB")
-                if _image_is_blank(rgb, dpi):
+                frame = np.asarray(image.convert("RGB"))
+                if _image_is_blank(frame, dpi):
                     continue
-                frame = np.asarray(rgb)
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise InputError(f"image data of page {index + 1} is damaged or truncated ({exc})",
                                  source=source) from None

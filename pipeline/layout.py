@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from pipeline.datamodel import BBox, Word
+from pipeline.imaging import components
 from pipeline.text import clean_cell_text
 
 
@@ -206,7 +207,7 @@ def _segments_from_mask(mask: np.ndarray, horizontal: bool, params: LayoutParams
     ends = np.concatenate((rows[breaks], [rows[-1]])) + 1
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         band = np.ascontiguousarray(m[a:b])
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8)
+        n, labels, stats, _ = components(band)
         for i in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[i])
             thickness = area / max(1, w)
@@ -786,7 +787,7 @@ def drop_small_blobs(mask: np.ndarray, params: LayoutParams, size: float = 0.045
     (a "1" is as tall as the line); a decimal point lost here is still in its line's crop, which is
     cut from the page image.
     """
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = components(mask)
     if n <= 1:
         return mask
     limit = params.px(size)
@@ -794,9 +795,13 @@ def drop_small_blobs(mask: np.ndarray, params: LayoutParams, size: float = 0.045
     small[0] = False
     if not small.any():
         return mask
-    out = mask.copy()
-    out[small[labels]] = 0
-    return out
+    return _without(mask, labels, small)
+
+
+def _without(mask: np.ndarray, labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """The mask without the blobs whose labels are set in ``drop`` (one lookup per pixel)."""
+    keep = np.where(drop, 0, 255).astype(np.uint8)
+    return cv2.bitwise_and(mask, keep[labels])
 
 
 def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
@@ -806,7 +811,7 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     text, beside a character: small blobs are kept when a larger blob lies within ~0.8 em to the side
     and ~0.25 em above or below; the others go.
     """
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, centroids = components(mask)
     if n <= 1:
         return mask
     em = params.px(params.em)
@@ -814,7 +819,9 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     small[0] = False
     if not small.any():
         return mask
-    big = np.where(small[labels] | (labels == 0), 0, 255).astype(np.uint8)
+    big_lut = np.where(small, 0, 255).astype(np.uint8)
+    big_lut[0] = 0
+    big = big_lut[labels]
     kx, ky = 2 * max(2, round(0.8 * em)) + 1, 2 * max(1, round(0.25 * em)) + 1
     near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
     cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, mask.shape[1] - 1)
@@ -824,9 +831,7 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     drop = small & ((near[cy, cx] == 0) | tiny)
     if not drop.any():
         return mask
-    out = mask.copy()
-    out[drop[labels]] = 0
-    return out
+    return _without(mask, labels, drop)
 
 
 def _runs(values: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
@@ -958,7 +963,7 @@ def is_dash(line: BBox, params: LayoutParams, tmask: np.ndarray | None = None) -
     piece = np.ascontiguousarray(tmask[int(line.y0):math.ceil(line.y1), int(line.x0):math.ceil(line.x1)])
     if piece.size == 0:
         return False
-    n, _, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
+    n, _, stats, _ = components(piece)
     if n <= 1:
         return False
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pipeline.config import Settings
-from pipeline.crops import write_crops
+from pipeline.crops import KeptPages, write_crops
 from pipeline.datamodel import DocumentResult, Issue, PageImage, Status, Table
 from pipeline.errors import FormRescueError, InputError, NotAFormError
 from pipeline.forms import extract_forms
@@ -66,8 +66,11 @@ class Timer:
         self.timings[name] = self.timings.get(name, 0.0) + seconds
 
 
-def read_table(path: Path, source: str, settings: Settings, timer: Timer) -> tuple[Table, int, list[Issue]]:
-    """The document's rows as one Table, from a text dump or from page images (OCR or text layer)."""
+def read_table(path: Path, source: str, settings: Settings, timer: Timer,
+               kept: KeptPages | None = None) -> tuple[Table, int, list[Issue]]:
+    """The document's rows as one Table, from a text dump or from page images (OCR or text layer).
+
+    With ``kept``, the page images are kept there (up to its budget) for the crops of flagged fields."""
     head = read_head(path)
     kind = sniff_kind(head)
     if kind == "empty":
@@ -92,6 +95,8 @@ def read_table(path: Path, source: str, settings: Settings, timer: Timer) -> tup
 
     started = time.perf_counter()
     engine = lazy_engine(settings.engine, lambda: shared_engine(settings.engine))
+    if kept is not None:
+        pages = kept.track(pages)
     result = read_pages(_timed(pages, timer), engine)
     timer.add("scan_total", time.perf_counter() - started)
     for page in result.pages:
@@ -119,6 +124,7 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
     With ``out``, crops of the flagged fields are written under ``out/crops/`` for the review queue.
     """
     timer = Timer()
+    kept = KeptPages() if out is not None else None  # crops are cut from the pages the reader had
     started = time.perf_counter()
     try:
         doc_id = doc_id or sha256_file(path)
@@ -127,7 +133,7 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
                               issues=(Issue("unreadable", f"{source}: cannot be read ({exc.strerror or exc})"),),
                               error=f"{source}: cannot be read ({exc.strerror or exc})")
     try:
-        result = _process(path, source, settings, doc_id, timer, aliases)
+        result = _process(path, source, settings, doc_id, timer, aliases, kept)
     except FormRescueError as exc:
         message = str(exc) if exc.source else f"{source}: {exc}"
         result = DocumentResult(doc_id=doc_id, source=source, status=Status.FAILED,
@@ -139,7 +145,7 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
     if out is not None and result.status is Status.NEEDS_REVIEW:
         crop_started = time.perf_counter()
         try:
-            result = write_crops(result, path, out, settings.dpi, settings.limits)
+            result = write_crops(result, path, out, settings.dpi, settings.limits, kept)
         except (FormRescueError, OSError) as exc:
             problem = Issue("crops_failed", f"{source}: crops not written ({exc})")
             result = replace(result, issues=(*result.issues, problem))
@@ -149,8 +155,8 @@ def process_file(path: Path, source: str, settings: Settings, doc_id: str | None
 
 
 def _process(path: Path, source: str, settings: Settings, doc_id: str, timer: Timer,
-             aliases: tuple[tuple[str, str], ...]) -> DocumentResult:
-    table, n_pages, issues = read_table(path, source, settings, timer)
+             aliases: tuple[tuple[str, str], ...], kept: KeptPages | None) -> DocumentResult:
+    table, n_pages, issues = read_table(path, source, settings, timer, kept)
     started = time.perf_counter()
     catalogue = shared_catalogue(settings.catalogue, aliases)
     extraction = extract_forms(table, catalogue)  # type: ignore[arg-type]
