@@ -275,33 +275,55 @@ def flank_shares(ink: np.ndarray, seg: Segment, a: float, b: float) -> tuple[flo
     other strokes around and across it (measured on rules: flanked 0-0.34, touched 0-0.09; strokes
     taken for rules: flanked 0.14-0.93, touched 0-0.87).
     """
-    lo, hi = max(0, math.floor(a)), math.ceil(b)
-    hi = min(hi, ink.shape[1] if seg.horizontal else ink.shape[0])
-    if hi - lo < 1:
-        return 0.0, 0.0
-    t = np.arange(lo, hi)
-    c = np.round((seg.y0 if seg.horizontal else seg.x0) + (t - seg.start) * seg.slope).astype(np.int64)
-    half = math.ceil(seg.thickness / 2)
-    across = ink.shape[0] if seg.horizontal else ink.shape[1]
+    return flank_shares_many(ink, [(seg, a, b)])[0]
 
-    # One gather for all 12 probe lines (1-6 px off each edge): far cheaper than one per offset.
-    ks = np.arange(1, 7)[:, None]
-    q = np.clip(np.concatenate([c - (half + ks), c + (half + ks)]), 0, across - 1)
-    probes = (ink[q, t] if seg.horizontal else ink[t, q]) > 0  # rows 0-5: one side, k=1..6; 6-11: the other
-    flanked = probes[1:6].any(axis=0) & probes[7:12].any(axis=0)
-    touched = probes[0:2].any(axis=0) & probes[6:8].any(axis=0)
-    return float(flanked.mean()), float(touched.mean())
+
+def flank_shares_many(ink: np.ndarray, stretches: Sequence[tuple[Segment, float, float]],
+                      ) -> list[tuple[float, float]]:
+    """:func:`flank_shares` of many stretches (segments of one orientation or both) in a few gathers."""
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(stretches)
+    for horizontal in (True, False):
+        picked = [i for i, (seg, _, _) in enumerate(stretches) if seg.horizontal == horizontal]
+        along, across = (ink.shape[1], ink.shape[0]) if horizontal else (ink.shape[0], ink.shape[1])
+        spans = []
+        for i in picked:
+            _, a, b = stretches[i]
+            lo, hi = max(0, math.floor(a)), min(math.ceil(b), along)
+            if hi - lo >= 1:
+                spans.append((i, lo, hi))
+        if not spans:
+            continue
+        lengths = np.array([hi - lo for _, lo, hi in spans])
+        firsts = np.cumsum(lengths) - lengths
+        per = np.repeat(np.arange(len(spans)), lengths)  # the stretch each position belongs to
+        segs = [stretches[i][0] for i, _, _ in spans]
+        t = np.arange(int(lengths.sum())) - firsts[per] + np.array([lo for _, lo, _ in spans])[per]
+        base = np.array([sg.y0 if horizontal else sg.x0 for sg in segs])[per]
+        start = np.array([sg.start for sg in segs])[per]
+        slope = np.array([sg.slope for sg in segs])[per]
+        half = np.array([math.ceil(sg.thickness / 2) for sg in segs])[per]
+        c = np.round(base + (t - start) * slope).astype(np.int64)
+        # One gather for all 12 probe lines (1-6 px off each edge) of every position.
+        off = half[None, :] + np.arange(1, 7)[:, None]
+        q = np.clip(np.concatenate([c - off, c + off]), 0, across - 1)
+        probes = (ink[q, t] if horizontal else ink[t, q]) > 0  # rows 0-5: one side, k=1..6; 6-11: the other
+        flanked = probes[1:6].any(axis=0) & probes[7:12].any(axis=0)
+        touched = probes[0:2].any(axis=0) & probes[6:8].any(axis=0)
+        n_flanked = np.add.reduceat(flanked.astype(np.int64), firsts)
+        n_touched = np.add.reduceat(touched.astype(np.int64), firsts)
+        for k, (i, _, _) in enumerate(spans):
+            out[i] = (float(n_flanked[k] / lengths[k]), float(n_touched[k] / lengths[k]))
+    return out
+
+
+def _is_text_like(flanked: float, touched: float) -> bool:
+    return touched >= 0.1 or flanked >= 0.45
 
 
 def _cut(seg: Segment, start: float, end: float) -> Segment:
     if seg.horizontal:
         return Segment(start, seg.at(start), end, seg.at(end), True, seg.thickness)
     return Segment(seg.at(start), start, seg.at(end), end, False, seg.thickness)
-
-
-def _text_like(ink: np.ndarray, seg: Segment, a: float, b: float) -> bool:
-    flanked, touched = flank_shares(ink, seg, a, b)
-    return touched >= 0.1 or flanked >= 0.45
 
 
 # A segment whose stretches between crossing rules are text-like over this share of its length is a
@@ -329,7 +351,7 @@ def prune_text_runs(ink: np.ndarray, segments: Sequence[Segment], others: Sequen
     tight = max(2.0, params.px(0.02))
     overshoot = params.px(0.12)  # blur, ink bleed, the upper table's rule run into the lower table's row
     longest = params.px(TEXT_RUN_MAX)
-    out = []
+    plans = []
     for seg in segments:
         cross: list[float] = []
         free_start = free_end = True
@@ -346,7 +368,12 @@ def prune_text_runs(ink: np.ndarray, segments: Sequence[Segment], others: Sequen
         cross.sort()
         stops = [seg.start, *cross, seg.end]
         pieces = [(a, b) for a, b in itertools.pairwise(stops) if b - a > 2 * tight]
-        text = [_text_like(ink, seg, a + tight, b - tight) for a, b in pieces]
+        plans.append((seg, cross, free_start, free_end, pieces))
+    shares = iter(flank_shares_many(ink, [(seg, a + tight, b - tight) for seg, _, _, _, pieces in plans
+                                          for a, b in pieces]))
+    out = []
+    for seg, cross, free_start, free_end, pieces in plans:
+        text = [_is_text_like(*next(shares)) for _ in pieces]
         if seg.length < longest and pieces:
             share = sum(b - a for (a, b), t in zip(pieces, text, strict=True) if t) / max(1.0, seg.length)
             if share >= TEXT_RUN_SHARE:
