@@ -222,10 +222,10 @@ def strip_specks(text: str) -> str | None:
 
 _CJK = "\u4e00-\u9fff"
 # Marks a scanner speck reads as: an ASCII dot or a middle dot after a Chinese character (before another or
-# a digit: "2019年.11月"), at the start of
-# Chinese text, or after its last character; a second mark right after a comma or full stop.
+# a digit: "2019年.11月"), at the start of Chinese text, or after its last character; a second mark right
+# after a comma or full stop; a degree sign between a number and its Chinese unit ("15000°人").
 _STRAY_MARK = re.compile(rf"(?<=[{_CJK}])[.·•](?=[{_CJK}0-9])|^[.·•。，,、](?=[{_CJK}])|(?<=[{_CJK}])[.·•]$"
-                         rf"|(?<=[。，,、])[。.·•，,]")
+                         rf"|(?<=[。，,、])[。.·•，,]|(?<=[0-9])[°º˚](?=[{_CJK}])")
 # A full stop inside a name or a value (one phrase each): doubtful, though real text may have it.
 _INNER_STOP = re.compile(rf"[{_CJK}]。(?=[{_CJK}])")
 

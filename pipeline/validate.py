@@ -93,20 +93,36 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
         issues.append(Issue("table_unreadable", message, "indicators"))
         flags.append(Flag("indicators", "table_unreadable", message, 0.0))
 
+    troubled: set[int] = set()  # rows whose level label is unknown or that lost two fields or more
     for i, (weight, score) in enumerate(zip(weights, scores, strict=True)):
         row = indicators[i]
         if any(v.text for v in row.values()):
             # A row with content and an empty name, value, weight or score lost it to the scan.
+            lost = 0
             for name, label in (("name", "三级指标"), ("target", "年度指标值"), ("actual", "实际完成值"),
                                 ("weight", "分值"), ("score", "得分")):
                 if row.get(name, MISSING).text is None:
+                    lost += 1
                     flags.append(Flag(f"indicators[{i}].{name}", "missing_value",
                                       f"the {label} of this indicator was not read", 0.0))
+            if lost >= 2:
+                troubled.add(i)
         if weight is not None and score is not None and score > weight:
             violation("score_gt_weight", f"indicator {i + 1}: 得分 {score} is above its 分值 {weight}",
                       [f"indicators[{i}].score", f"indicators[{i}].weight"])
         if score is not None and score < 0:
             violation("negative_score", f"indicator {i + 1}: 得分 {score} is negative", [f"indicators[{i}].score"])
+
+    # Many rows with unknown level labels or several lost fields: the grid's columns or rows were misread
+    # (a skewed, blurred table), and the rows' other fields cannot be trusted either.
+    troubled |= {int(f.field.split("[", 1)[1].split("]", 1)[0]) for f in flags
+                 if f.reason == "label_unknown" and f.field.startswith("indicators[")}
+    unreadable = any(f.reason == "table_unreadable" for f in flags)
+    if not unreadable and len(troubled) >= max(3, NAMELESS_SHARE * len(indicators)):
+        message = (f"{len(troubled)} of {len(indicators)} indicator rows have unknown level labels or lost fields: "
+                   "the table was misread")
+        issues.append(Issue("table_unreadable", message, "indicators"))
+        flags.append(Flag("indicators", "table_unreadable", message, 0.0))
 
     if total_weight is not None and total_weight_expected is not None and total_weight != total_weight_expected:
         violation("total_weight", f"总分 分值 reads {total_weight}; forms of this kind total {total_weight_expected}",
@@ -163,6 +179,7 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
         violation("score_gt_weight", f"budget 得分 {budget_score} is above its 分值 {budget_weight}",
                   ["funds.total.score", "funds.total.weight"])
 
+    _check_funds_read(funds, flags)
     _check_execution(funds, flags, violation)
     _check_subrows(funds, violation)
 
@@ -224,6 +241,22 @@ def _fill_one_missing(indicators: list[dict[str, Value]], column: str, total: De
     indicators[i][column] = replace(indicators[i].get(column, MISSING), text=format_decimal(rest), confidence=0.5)
     flags.append(Flag(f"indicators[{i}].{column}", "filled_from_totals",
                       f"the {column} of this row was not read; the 总分 row leaves {format_decimal(rest)}", 0.5))
+
+
+def _check_funds_read(funds: dict[str, dict[str, Value]], flags: list[Flag]) -> None:
+    """Every form prints the 年度资金总额 row's three amounts, and 财政拨款 is the bulk of them: when the
+    funds block was read but one of these is empty, it was lost to the scan (and nothing can be checked
+    against it), so it goes to review. The other 其中 rows may be blank on the form."""
+    if not funds:
+        return  # no funds block at all: flagged as a missing section
+    labels = {"initial_budget": "年初预算数", "annual_budget": "全年预算数", "executed": "全年执行数"}
+    for column, label in labels.items():
+        if funds.get("total", {}).get(column, MISSING).text is not None:
+            continue
+        flags.append(Flag(f"funds.total.{column}", "missing_value", f"the 年度资金总额 {label} was not read", 0.0))
+        if funds.get("fiscal_appropriation", {}).get(column, MISSING).text is None:
+            flags.append(Flag(f"funds.fiscal_appropriation.{column}", "missing_value",
+                              f"the 财政拨款 {label} was not read, and there is no total to check it by", 0.0))
 
 
 def _check_execution(funds: dict[str, dict[str, Value]], flags: list[Flag], report: Report) -> None:

@@ -67,12 +67,14 @@ def test_quantity(text: str, op: str | None, value: str | None, unit: str | None
     ("项目总成本控制.", "项目总成本控制"),
     ("结合本地实际，。受益人群覆盖率", "结合本地实际，受益人群覆盖率"),
     ("年度内项目按标准实施。。", "年度内项目按标准实施。"),
+    (">=15000°人", ">=15000人"),  # a speck between a number and its unit read as a degree sign
     # nothing to take out: real punctuation and numbers stay
     ("根据上级文件要求，服务质量", None),
     ("1.建立健全长效管理机制", None),
     ("共10.5万元", None),
     ("年度内项目按标准实施。", None),
     ("≥90%", None),
+    ("室温≤26℃", None),
 ])
 def test_stray_marks_from_specks(text: str, expected: str | None) -> None:
     assert strip_stray_marks(text) == expected

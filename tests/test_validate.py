@@ -13,7 +13,11 @@ def _form(weights: list[str], scores: list[str], total: tuple[str, str] = ("100"
                           "weight": Value(w), "score": Value(s)})
         for i, (w, s) in enumerate(zip(weights, scores, strict=True)))
     return Form(form_index=0, pages=(1,), header={}, goals={}, indicators=indicators,
-                funds={"total": {"weight": Value(budget[0]), "score": Value(budget[1])}},
+                funds={"total": {"initial_budget": Value("100"), "annual_budget": Value("120"),
+                                 "executed": Value("120"), "execution_rate": Value("100%"),
+                                 "weight": Value(budget[0]), "score": Value(budget[1])},
+                       "fiscal_appropriation": {"initial_budget": Value("100"), "annual_budget": Value("120"),
+                                                "executed": Value("120")}},
                 total={"weight": Value(total[0]), "score": Value(total[1])}, flags=flags)
 
 
@@ -81,6 +85,33 @@ def test_an_unread_total_is_flagged() -> None:
     lost = _form(["30", "30", "30"], ["30", "25", "30"])
     lost = Form(**{**{k: getattr(lost, k) for k in lost.__dataclass_fields__}, "total": {"score": Value("95")}})
     assert {f.field: f.reason for f in validate_form(lost).flags} == {"total.weight": "missing_value"}
+
+
+def test_a_table_with_many_unknown_labels_or_lost_fields_goes_to_review_whole() -> None:
+    form = _form(["10"] * 10, ["10"] * 10)
+    unknown = (Flag("indicators[0].level2", "label_unknown", "no known label", 0.5),)
+    lost = tuple(Indicator(fields={**ind.fields, "actual": Value(None), "score": Value(None)})
+                 for ind in form.indicators[2:3])
+    few = Form(**{**{k: getattr(form, k) for k in form.__dataclass_fields__}, "flags": unknown,
+                  "indicators": form.indicators[:2] + lost + form.indicators[3:]})
+    assert "table_unreadable" not in {f.reason for f in validate_form(few).flags}  # 2 of 10 rows: a noisy scan
+    more = Form(**{**{k: getattr(few, k) for k in few.__dataclass_fields__},
+                   "flags": (*unknown, *(Flag(f"indicators[{i}].level1", "label_unknown", "no known label", 0.5)
+                                         for i in (5, 6)))})
+    flagged = validate_form(more)
+    assert "table_unreadable" in {f.reason for f in flagged.flags if f.field == "indicators"}
+    assert any(i.code == "table_unreadable" for i in flagged.issues)
+
+
+def test_unread_budget_totals_are_flagged() -> None:
+    form = _form(["30", "30", "30"], ["30", "25", "30"])
+    assert not _flagged(validate_form(form), "missing_value")
+    funds = {"total": {**form.funds["total"], "annual_budget": Value(None), "executed": Value(None)},
+             "fiscal_appropriation": {**form.funds["fiscal_appropriation"], "executed": Value(None)},
+             "carryover": {"annual_budget": Value(None)}}  # a blank 其中 row is legitimate
+    lost = Form(**{**{k: getattr(form, k) for k in form.__dataclass_fields__}, "funds": funds})
+    assert set(_flagged(validate_form(lost), "missing_value")) == {
+        "funds.total.annual_budget", "funds.total.executed", "funds.fiscal_appropriation.executed"}
 
 
 def test_a_table_whose_names_were_not_read_goes_to_review_whole() -> None:
