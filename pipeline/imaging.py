@@ -98,7 +98,7 @@ def flatten_background(gray: np.ndarray, dpi: float = 300.0) -> np.ndarray:
     paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5)))
     paper = cv2.medianBlur(paper, 5)
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-    paper = np.maximum(paper, 40).astype(np.uint8)  # a near-black band is not paper worth dividing by
+    paper = np.maximum(paper, 40, out=paper)  # a near-black band is not paper worth dividing by
     return cv2.divide(gray, paper, scale=255)
 
 
@@ -566,7 +566,7 @@ def prepare_page(image: np.ndarray, dpi: float = 300.0, rotation: int | None = N
 
     def upright(mask: np.ndarray) -> np.ndarray:
         if abs(angle) > 0:
-            return cv2.threshold(apply_transform(mask, transform, fill=0), 100, 255, cv2.THRESH_BINARY)[1]
+            return apply_transform(mask, transform, fill=0, interpolation=cv2.INTER_NEAREST)
         return np.ascontiguousarray(mask if rotation == 0 else cv2.rotate(mask, codes[rotation]))
 
     return PreparedPage(rgb, upright(ink), transform, dpi, work_dpi, vertical,

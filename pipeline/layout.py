@@ -153,42 +153,76 @@ def _trace(ink: np.ndarray, seg: Segment, params: LayoutParams, across: np.ndarr
     past the first rule it crosses: beyond a T-junction the ink in line with a rule is text ("完"'s
     stroke under a column border), and following it would rule a merged cell in two.
     """
+    return _trace_all(ink, [seg], params, across)[0]
+
+
+def _trace_all(ink: np.ndarray, segments: Iterable[Segment], params: LayoutParams,
+               across: np.ndarray | None = None) -> list[Segment]:
+    """:func:`_trace` of many segments: the pixels every walk could visit are read in one gather per mask,
+    and each walk then steps through its own stretch of the answers (a page has ~140 walks)."""
+    segs = list(segments)
     h, w = ink.shape
     reach = round(params.px(0.3))
     max_gap = max(2, round(params.px(0.015)))
     band = 2
-
-    def walk(t0: int, step: int) -> int:
-        last = t0
-        gap = 0
+    walks: list[tuple[int, int, int]] = []  # (segment, first position, steps), one per end
+    positions: list[np.ndarray] = []
+    for k, seg in enumerate(segs):
         limit = w if seg.horizontal else h
-        crossing = False
-        t = t0 + step
-        while 0 <= t < limit and abs(t - t0) <= reach:
-            c = round(seg.at(t))
-            window = ink[max(0, c - band):c + band + 1, t] if seg.horizontal else ink[t, max(0, c - band):c + band + 1]
-            if across is not None:
-                on_rule = bool((across[max(0, c - band):c + band + 1, t] if seg.horizontal
-                                else across[t, max(0, c - band):c + band + 1]).any())
-                if crossing and not on_rule:
+        for t0, step in ((round(seg.start), -1), (round(seg.end), 1)):
+            steps = max(0, min(reach, limit - 1 - t0 if step > 0 else t0))  # on the page, within reach
+            walks.append((k, t0, steps))
+            positions.append(t0 + step * np.arange(1, steps + 1))
+    if not segs or not any(steps for _, _, steps in walks):
+        return segs
+    t = np.concatenate(positions)
+    owner = np.repeat(np.array([k for k, _, _ in walks]), [steps for _, _, steps in walks])
+    horizontal = np.array([seg.horizontal for seg in segs])[owner]
+    base = np.array([seg.y0 if seg.horizontal else seg.x0 for seg in segs])[owner]
+    start = np.array([seg.start for seg in segs])[owner]
+    slope = np.array([seg.slope for seg in segs])[owner]
+    c = np.round(base + (t - start) * slope).astype(np.int64)  # as round(seg.at(t))
+
+    def inked(mask: np.ndarray) -> list[bool]:
+        """Whether ``mask`` has ink within ``band`` px across the line at each position (the window is cut
+        at the page's edge)."""
+        across_size = horizontal * h + ~horizontal * w  # the mask's extent across each line
+        rows = c[None, :] + np.arange(-band, band + 1)[:, None]
+        inside = (rows >= 0) & (rows < across_size)
+        rows = np.minimum(np.maximum(rows, 0), across_size - 1)
+        ys = np.where(horizontal, rows, t)
+        xs = np.where(horizontal, t, rows)
+        return list(((mask[ys, xs] > 0) & inside).any(axis=0).tolist())
+
+    ink_at = inked(ink)
+    rule_at = inked(across) if across is not None else None
+    ends: list[int] = []
+    first = 0
+    for _, t0, steps in walks:
+        last, gap, crossing = t0, 0, False
+        for i in range(first, first + steps):
+            if rule_at is not None:
+                if crossing and not rule_at[i]:
                     break
-                crossing = crossing or on_rule
-            if window.any():
-                last, gap = t, 0
+                crossing = crossing or rule_at[i]
+            if ink_at[i]:
+                last, gap = int(t[i]), 0
             else:
                 gap += 1
                 if gap > max_gap:
                     break
-            t += step
-        return last
-
-    start = walk(round(seg.start), -1)
-    end = walk(round(seg.end), 1)
-    if start == round(seg.start) and end == round(seg.end):
-        return seg
-    if seg.horizontal:
-        return Segment(float(start), seg.at(start), float(end), seg.at(end), True, seg.thickness)
-    return Segment(seg.at(start), float(start), seg.at(end), float(end), False, seg.thickness)
+        ends.append(last)
+        first += steps
+    out = []
+    for k, seg in enumerate(segs):
+        start_t, end_t = ends[2 * k], ends[2 * k + 1]
+        if start_t == round(seg.start) and end_t == round(seg.end):
+            out.append(seg)
+        elif seg.horizontal:
+            out.append(Segment(float(start_t), seg.at(start_t), float(end_t), seg.at(end_t), True, seg.thickness))
+        else:
+            out.append(Segment(seg.at(start_t), float(start_t), seg.at(end_t), float(end_t), False, seg.thickness))
+    return out
 
 
 def _segments_from_mask(mask: np.ndarray, horizontal: bool, params: LayoutParams) -> list[Segment]:
@@ -394,8 +428,8 @@ def detect_rulings(ink: np.ndarray, params: LayoutParams) -> tuple[Rulings, np.n
     h_mask, v_mask = line_masks(ink, params)
     horizontal = merge_collinear(_segments_from_mask(h_mask, True, params), params)
     vertical = merge_collinear(_segments_from_mask(v_mask, False, params), params)
-    horizontal = merge_collinear((_trace(ink, s, params, v_mask) for s in horizontal), params)
-    vertical = merge_collinear((_trace(ink, s, params, h_mask) for s in vertical), params)
+    horizontal = merge_collinear(_trace_all(ink, horizontal, params, v_mask), params)
+    vertical = merge_collinear(_trace_all(ink, vertical, params, h_mask), params)
     horizontal, vertical = (prune_text_runs(ink, horizontal, vertical, params),
                             prune_text_runs(ink, vertical, horizontal, params))
     return Rulings(tuple(horizontal), tuple(vertical)), cv2.bitwise_or(h_mask, v_mask)
