@@ -146,7 +146,8 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class PageImage:
-    """A rasterised page handed to layout/OCR. ``image`` is an RGB ``numpy.ndarray`` (H, W, 3)."""
+    """A rasterised page handed to layout/OCR. ``image`` is a uint8 ``numpy.ndarray``: RGB (H, W, 3), or
+    gray (H, W) for a gray scan (its one channel is all there is to read)."""
 
     number: int
     image: Any

@@ -76,6 +76,16 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarra
         return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
 
 
+def to_pixels(image: np.ndarray) -> np.ndarray:
+    """A page image as the reader keeps it: a uint8 gray image stays gray (H, W), anything else becomes
+    RGB (:func:`to_rgb`). A gray scan has no seal colour to tell apart, and one channel is a third of
+    the work of every full-page step."""
+    arr = np.asarray(image)
+    if arr.ndim == 2 and arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    return to_rgb(arr)
+
+
 def seal_free_gray(rgb: np.ndarray) -> np.ndarray:
     """Gray image in which red seal ink reads as (near) paper and black ink, also under a seal, stays black.
 
@@ -440,8 +450,8 @@ class PreparedPage:
     ``ink`` (255 = ink) is the upright, deskewed working frame at ``work_dpi`` that the layout runs on;
     ``transform`` maps original pixels to it. ``text_ink`` is the same frame binarised at the page's
     own text threshold (:func:`text_threshold`): faded toner prints text much lighter than the rules,
-    and the text lines are found in it. ``source`` is the page image as given (RGB, original frame and
-    resolution): OCR crops are cut from it with :func:`ocr_crop`.
+    and the text lines are found in it. ``source`` is the page image as given (RGB or gray, original
+    frame and resolution): OCR crops are cut from it with :func:`ocr_crop`.
     """
 
     source: np.ndarray
@@ -499,7 +509,7 @@ def is_speckled(gray: np.ndarray) -> bool:
 
 
 def ink_masks(rgb: np.ndarray, dpi: float, scale: float) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """Seal-free, background-flattened ink masks of an RGB page at ``scale`` x its resolution: rules and
+    """Seal-free, background-flattened ink masks of an RGB (or gray) page at ``scale`` x its resolution: rules and
     text at the fixed threshold, text at the page's own lighter threshold (None when no lighter), and
     whether the page is speckled (:func:`is_speckled`; its gray is then median-filtered first, or the
     min filter below would turn the speckle into a dense field of ink).
@@ -547,10 +557,10 @@ def prepare_page(image: np.ndarray, dpi: float = 300.0, rotation: int | None = N
     ``rotation`` (clockwise degrees) forces the quarter turn; ``None`` decides 0 vs 90 from the text
     geometry (180 and 270 are decided by the OCR step, which calls this again with its choice).
     """
-    rgb = to_rgb(image)
-    h, w = rgb.shape[:2]
+    source = to_pixels(image)
+    h, w = source.shape[:2]
     scale = min(1.0, work_dpi / dpi)
-    ink, light, speckled = ink_masks(rgb, dpi, scale)
+    ink, light, speckled = ink_masks(source, dpi, scale)
     work_dpi = dpi * scale
     vertical: bool | None = None
     if rotation is None:
@@ -569,7 +579,7 @@ def prepare_page(image: np.ndarray, dpi: float = 300.0, rotation: int | None = N
             return apply_transform(mask, transform, fill=0, interpolation=cv2.INTER_NEAREST)
         return np.ascontiguousarray(mask if rotation == 0 else cv2.rotate(mask, codes[rotation]))
 
-    return PreparedPage(rgb, upright(ink), transform, dpi, work_dpi, vertical,
+    return PreparedPage(source, upright(ink), transform, dpi, work_dpi, vertical,
                         None if light is None else upright(light), speckled)
 
 
@@ -594,8 +604,7 @@ def ocr_crop(page: PreparedPage, box: BBox) -> np.ndarray:
         gray = cv2.medianBlur(gray, 3)
     if gray.size:
         sample = gray.ravel()[:: max(1, gray.size // 4096)]  # a few thousand pixels tell the tones
-        paper = _quantile(sample, 0.9)
-        ink = _quantile(sample, 0.02)
+        ink, paper = _quantiles(sample, (0.02, 0.9))
         lo = max(0.0, min(ink, 0.78 * paper))
         hi = max(0.82 * paper, lo + 0.08 * paper)
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
@@ -604,9 +613,11 @@ def ocr_crop(page: PreparedPage, box: BBox) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
-def _quantile(sample: np.ndarray, q: float) -> float:
-    k = int(q * (sample.size - 1))
-    return float(np.partition(sample, k)[k])
+def _quantiles(sample: np.ndarray, qs: tuple[float, float]) -> tuple[float, float]:
+    """Two order statistics of a sample (lower quantile first), from one partial sort."""
+    ks = [int(q * (sample.size - 1)) for q in qs]
+    part = np.partition(sample, ks)
+    return float(part[ks[0]]), float(part[ks[1]])
 
 
 def upright_image(page: PreparedPage) -> tuple[np.ndarray, PageTransform]:
@@ -614,4 +625,4 @@ def upright_image(page: PreparedPage) -> tuple[np.ndarray, PageTransform]:
     with the transform original -> that image."""
     w, h = page.transform.size
     full = PageTransform.build(w, h, page.transform.rotation, page.transform.angle, 1.0)
-    return apply_transform(page.source, full, fill=255), full
+    return to_rgb(apply_transform(page.source, full, fill=255)), full

@@ -257,8 +257,12 @@ def _pdf_page_has_text(page: pdfium.PdfPage) -> bool:
         textpage.close()
 
 
+NATIVE_SLACK = 2  # pixels by which a scan may miss the rendered page size and still be used as it is
+
+
 def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int]) -> np.ndarray | None:
-    """The page as its one full-page scan image, decoded by pdfium and stretched as rendering stretches it.
+    """The page as its one full-page scan image (RGB, or gray for a gray scan), decoded by pdfium and
+    stretched as rendering stretches it.
 
     A scanned page is usually one image covering the page (plus, in a searchable scan, invisible OCR
     text). Rendering it makes pdfium decode the image, then stretch and composite it at ``scale``, the
@@ -296,23 +300,34 @@ def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int
         return None
     bitmap = image.get_bitmap(render=False)  # pdfium's own buffer, freed with the object
     pixels = bitmap.to_numpy()
-    if bitmap.format == pdfium_c.FPDFBitmap_Gray:
-        rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
-    elif bitmap.format in (pdfium_c.FPDFBitmap_BGR, pdfium_c.FPDFBitmap_BGRx):
-        rgb = cv2.cvtColor(np.ascontiguousarray(pixels[:, :, :3]), cv2.COLOR_BGR2RGB)
-    else:
+    conversion = {pdfium_c.FPDFBitmap_Gray: None, pdfium_c.FPDFBitmap_BGR: cv2.COLOR_BGR2RGB,
+                  pdfium_c.FPDFBitmap_BGRx: cv2.COLOR_BGRA2RGB}
+    if bitmap.format not in conversion:
         return None
-    del pixels, bitmap
-    if rgb.shape[1] != size[0] or rgb.shape[0] != size[1]:
-        # pdfium stretches a full-page image over the whole (rounded-up) canvas; bilinear, as here, gives its
-        # pixels to within 2 gray levels when a lower-resolution scan is enlarged.
-        shrink = rgb.shape[1] > size[0]
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return rgb
+    code = conversion[bitmap.format]
+    width, height = size
+    if abs(pixels.shape[1] - width) > NATIVE_SLACK or abs(pixels.shape[0] - height) > NATIVE_SLACK:
+        # pdfium stretches a full-page image over the whole canvas; bilinear, as here, gives its pixels to
+        # within 2 gray levels when a lower-resolution scan is enlarged.
+        out = np.ascontiguousarray(pixels) if code is None else cv2.cvtColor(pixels, code)
+        shrink = out.shape[1] > width
+        return cv2.resize(out, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    # A scan at the page's resolution give or take a pixel (the canvas is rounded up): its own pixels, cut
+    # or edged to the canvas, rather than a resampling that would blur every stroke a little. A gray scan
+    # stays gray: a third of the pixels in every later step.
+    canvas = np.empty((height, width) if code is None else (height, width, 3), np.uint8)
+    h, w = min(height, pixels.shape[0]), min(width, pixels.shape[1])
+    if code is None:
+        canvas[:h, :w] = pixels[:h, :w]
+    else:
+        cv2.cvtColor(pixels[:h, :w], code, dst=canvas[:h, :w])  # converted straight into place
+    canvas[:, w:] = canvas[:, w - 1:w]
+    canvas[h:] = canvas[h - 1:h]
+    return canvas
 
 
-def _image_is_blank(rgb: np.ndarray, dpi: float) -> bool:
-    """Whether an RGB page image is blank, judged on a ~``BLANK_CHECK_DPI`` gray thumbnail.
+def _image_is_blank(image: np.ndarray, dpi: float) -> bool:
+    """Whether a page image (RGB or gray) is blank, judged on a ~``BLANK_CHECK_DPI`` gray thumbnail.
 
     The thumbnail averages whole blocks of pixels (as PIL's ``reduce``, within one gray level; a
     partial block at the right or bottom edge is left out): an area resize by an exact integer factor
@@ -321,9 +336,10 @@ def _image_is_blank(rgb: np.ndarray, dpi: float) -> bool:
     import cv2
 
     factor = max(1, round(dpi / BLANK_CHECK_DPI))
-    h, w = rgb.shape[:2]
+    h, w = image.shape[:2]
     small_w, small_h = max(1, w // factor), max(1, h // factor)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[: small_h * factor, : small_w * factor]
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gray = gray[: small_h * factor, : small_w * factor]
     return is_blank(cv2.resize(gray, (small_w, small_h), interpolation=cv2.INTER_AREA))
 
 
@@ -453,7 +469,8 @@ def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageIm
                 _check_pixels(image.width, image.height, limits, source, index + 1)
                 dpi_info = image.info.get("dpi", (300, 300))
                 dpi = float(dpi_info[0]) if dpi_info and dpi_info[0] and float(dpi_info[0]) > 50 else 300.0
-                frame = np.asarray(image.convert("RGB"))
+                # Gray and bilevel images stay gray (one channel); anything else becomes RGB.
+                frame = np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
                 if _image_is_blank(frame, dpi):
                     continue
             except (OSError, ValueError, SyntaxError, EOFError) as exc:

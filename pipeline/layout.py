@@ -862,7 +862,7 @@ def drop_small_blobs(mask: np.ndarray, params: LayoutParams, size: float = 0.045
 def _without(mask: np.ndarray, labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
     """The mask without the blobs whose labels are set in ``drop`` (one lookup per pixel)."""
     keep = np.where(drop, 0, 255).astype(np.uint8)
-    return cv2.bitwise_and(mask, keep[labels])
+    return cv2.bitwise_and(mask, np.take(keep, labels))
 
 
 def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
@@ -882,7 +882,7 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
         return mask
     big_lut = np.where(small, 0, 255).astype(np.uint8)
     big_lut[0] = 0
-    big = big_lut[labels]
+    big = np.take(big_lut, labels)
     kx, ky = 2 * max(2, round(0.8 * em)) + 1, 2 * max(1, round(0.25 * em)) + 1
     near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
     cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, mask.shape[1] - 1)
