@@ -126,6 +126,8 @@ class Table:
     row_pages: tuple[int, ...]
     kind: SourceKind
     col_edges: tuple[float, ...] = ()
+    # The cells covering each row, built on first use: the form profile asks for rows one by one.
+    _covering: tuple[tuple[Cell, ...], ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def rows(self) -> list[list[Cell]]:
         """Cells grouped by the row they start on, each row sorted by column."""
@@ -138,7 +140,15 @@ class Table:
 
     def covering(self, row: int) -> list[Cell]:
         """Cells that cover ``row`` (including merged cells that started above it), by column."""
-        return sorted((c for c in self.cells if c.row <= row <= c.last_row), key=lambda c: c.col)
+        if getattr(self, "_covering", None) is None:  # (a Table pickled before this field has no slot value)
+            span = max([self.n_rows, *(c.last_row + 1 for c in self.cells)])
+            by_row: list[list[Cell]] = [[] for _ in range(span)]
+            for cell in self.cells:
+                for r in range(max(0, cell.row), cell.last_row + 1):
+                    by_row[r].append(cell)
+            object.__setattr__(self, "_covering", tuple(tuple(sorted(cells, key=lambda c: c.col)) for cells in by_row))
+        assert self._covering is not None
+        return list(self._covering[row]) if 0 <= row < len(self._covering) else []
 
     def page_break_before(self, row: int) -> bool:
         return 0 < row < self.n_rows and self.row_pages[row] != self.row_pages[row - 1]
