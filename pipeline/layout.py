@@ -144,22 +144,19 @@ def line_masks(ink: np.ndarray, params: LayoutParams) -> tuple[np.ndarray, np.nd
     return h, v
 
 
-def _trace(ink: np.ndarray, seg: Segment, params: LayoutParams, across: np.ndarray | None = None) -> Segment:
-    """Grow a segment at both ends along the ink of its line (within a pixel or two of it).
+def _trace(ink: np.ndarray, segments: Iterable[Segment], params: LayoutParams,
+           across: np.ndarray | None = None) -> list[Segment]:
+    """Grow each segment at both ends along the ink of its line (within a pixel or two of it).
 
     The opening above only keeps straight runs as long as its kernel; the last stretch of a thin line
     that steps by one pixel (slight slope, perspective) is shorter and would be lost, leaving the line
     short of the border it meets. ``across`` (the mask of the perpendicular rules) stops the walk just
     past the first rule it crosses: beyond a T-junction the ink in line with a rule is text ("完"'s
     stroke under a column border), and following it would rule a merged cell in two.
+
+    The pixels every walk could visit are read in one gather per mask (a page has ~140 walks), and each
+    walk then steps through its own stretch of the answers.
     """
-    return _trace_all(ink, [seg], params, across)[0]
-
-
-def _trace_all(ink: np.ndarray, segments: Iterable[Segment], params: LayoutParams,
-               across: np.ndarray | None = None) -> list[Segment]:
-    """:func:`_trace` of many segments: the pixels every walk could visit are read in one gather per mask,
-    and each walk then steps through its own stretch of the answers (a page has ~140 walks)."""
     segs = list(segments)
     h, w = ink.shape
     reach = round(params.px(0.3))
@@ -196,6 +193,7 @@ def _trace_all(ink: np.ndarray, segments: Iterable[Segment], params: LayoutParam
 
     ink_at = inked(ink)
     rule_at = inked(across) if across is not None else None
+    where = t.tolist()
     ends: list[int] = []
     first = 0
     for _, t0, steps in walks:
@@ -206,7 +204,7 @@ def _trace_all(ink: np.ndarray, segments: Iterable[Segment], params: LayoutParam
                     break
                 crossing = crossing or rule_at[i]
             if ink_at[i]:
-                last, gap = int(t[i]), 0
+                last, gap = where[i], 0
             else:
                 gap += 1
                 if gap > max_gap:
@@ -428,8 +426,8 @@ def detect_rulings(ink: np.ndarray, params: LayoutParams) -> tuple[Rulings, np.n
     h_mask, v_mask = line_masks(ink, params)
     horizontal = merge_collinear(_segments_from_mask(h_mask, True, params), params)
     vertical = merge_collinear(_segments_from_mask(v_mask, False, params), params)
-    horizontal = merge_collinear(_trace_all(ink, horizontal, params, v_mask), params)
-    vertical = merge_collinear(_trace_all(ink, vertical, params, h_mask), params)
+    horizontal = merge_collinear(_trace(ink, horizontal, params, v_mask), params)
+    vertical = merge_collinear(_trace(ink, vertical, params, h_mask), params)
     horizontal, vertical = (prune_text_runs(ink, horizontal, vertical, params),
                             prune_text_runs(ink, vertical, horizontal, params))
     return Rulings(tuple(horizontal), tuple(vertical)), cv2.bitwise_or(h_mask, v_mask)
