@@ -28,8 +28,12 @@ _PLAIN_DECIMAL = re.compile(r"^[-+]?[0-9]+(?:\.[0-9]+)?$")
 
 
 def to_ascii(text: str) -> str:
-    """NFKC (full-width digits, ＞＝, ％ become ASCII) and no whitespace."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    """NFKC (full-width digits, ＞＝, ％ become ASCII) and no whitespace.
+
+    Normalised again once the whitespace is gone: NFKC turns a spacing mark into a space and a combining
+    one ("¯" into " ̄"), and without the space the combining mark joins the letter before it ("E¯" reads
+    "Ē"), which must then be the composed character every later reading of it gives."""
+    return unicodedata.normalize("NFKC", re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)))
 
 
 def is_dash(text: str | None) -> bool:
