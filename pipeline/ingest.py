@@ -269,7 +269,7 @@ def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int
     stretching costing twice the decoding (80-125 ms against 12-40 ms CPU for an A4 page at 300 dpi):
     here the decoded image is resized to the page's size in one step. Anything else on the page (vector
     paths, visible text, annotations, a form, a transparent or turned image, a page /Rotate, another
-    colour space) gives None, and the page is rendered.
+    colour space, an image more than twice the needed resolution) gives None, and the page is rendered.
     """
     import cv2
     import numpy as np
@@ -295,9 +295,12 @@ def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int
     y0, y1 = (top - (f + d)) * scale, (top - f) * scale  # PDF y runs up, pixel rows down
     if max(abs(x0), abs(y0), abs(x1 - (right - left) * scale), abs(y1 - (top - bottom) * scale)) > 1.0:
         return None  # not the whole page
-    if image.get_metadata().colorspace not in (pdfium_c.FPDF_COLORSPACE_DEVICEGRAY, pdfium_c.FPDF_COLORSPACE_DEVICERGB,
-                                               pdfium_c.FPDF_COLORSPACE_ICCBASED):
+    meta = image.get_metadata()
+    if meta.colorspace not in (pdfium_c.FPDF_COLORSPACE_DEVICEGRAY, pdfium_c.FPDF_COLORSPACE_DEVICERGB,
+                               pdfium_c.FPDF_COLORSPACE_ICCBASED):
         return None
+    if meta.width * meta.height > 4 * size[0] * size[1]:
+        return None  # far finer than needed (or a bomb): decoded whole it would be huge; rendering scales it
     bitmap = image.get_bitmap(render=False)  # pdfium's own buffer, freed with the object
     pixels = bitmap.to_numpy()
     conversion = {pdfium_c.FPDFBitmap_Gray: None, pdfium_c.FPDFBitmap_BGR: cv2.COLOR_BGR2RGB,

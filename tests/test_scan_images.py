@@ -47,13 +47,13 @@ def _pdf_with(images: list[tuple[Image.Image, tuple[float, float, float, float]]
     return path
 
 
-def _rendered(path: Path, dpi: int = 300) -> np.ndarray:
+def _rendered(path: Path, dpi: int = 300) -> np.ndarray:  # pdfium's own rendering
     page = pdfium.PdfDocument(str(path))[0]
     return np.array(page.render(scale=dpi / 72, rev_byteorder=True).to_numpy()[:, :, :3])
 
 
-def _read(path: Path) -> np.ndarray:
-    (page,) = list(iter_pdf_pages(path, str(path), 300, Limits()))
+def _read(path: Path, dpi: int = 300) -> np.ndarray:
+    (page,) = list(iter_pdf_pages(path, str(path), dpi, Limits()))
     return np.asarray(page.image)
 
 
@@ -108,3 +108,11 @@ def test_gray_and_rgb_pages_prepare_alike(mode: str) -> None:
     reference = prepare_page(to_rgb(gray), 150.0)
     assert np.array_equal(prepared.ink, reference.ink)
     assert prepared.source.ndim == (2 if mode == "L" else 3)
+
+
+def test_an_image_far_finer_than_needed_is_rendered(tmp_path: Path) -> None:
+    """A scan at more than twice the resolution each way is not decoded whole (a huge or hostile image):
+    pdfium renders it at the size needed."""
+    pdf = _pdf_with([(_form_like(1800, 2500, "L"), (0, 0, *A4_PT))], tmp_path / "fine.pdf")
+    image = _read(pdf, dpi=100)
+    assert np.array_equal(image, _rendered(pdf, dpi=100))
