@@ -323,7 +323,9 @@ def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int
     if code is None:
         canvas[:h, :w] = pixels[:h, :w]
     else:
-        cv2.cvtColor(pixels[:h, :w], code, dst=canvas[:h, :w])  # converted straight into place
+        converted = cv2.cvtColor(pixels[:h, :w], code, dst=canvas[:h, :w])  # converted straight into place
+        if not np.shares_memory(converted, canvas):  # an OpenCV that would not write into a view
+            canvas[:h, :w] = converted
     canvas[:, w:] = canvas[:, w - 1:w]
     canvas[h:] = canvas[h - 1:h]
     return canvas
