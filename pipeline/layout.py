@@ -297,22 +297,16 @@ def _join(a: Segment, b: Segment) -> Segment:
     return Segment(first.x0, first.y0, end_piece.x1, end_piece.y1, False, thickness)
 
 
-def flank_shares(ink: np.ndarray, seg: Segment, a: float, b: float) -> tuple[float, float]:
-    """How much ink lies beside the stretch ``[a, b]`` of a segment on both sides at once: the share of
-    positions with ink 2-6 px off its edges on both sides ("flanked"), and with ink right at its edges
-    (1-2 px) on both sides ("touched").
+def flank_shares(ink: np.ndarray, stretches: Sequence[tuple[Segment, float, float]]) -> list[tuple[float, float]]:
+    """For each stretch ``(segment, a, b)``: how much ink lies beside ``[a, b]`` of the segment on both sides
+    at once: the share of positions with ink 2-6 px off its edges on both sides ("flanked"), and with ink
+    right at its edges (1-2 px) on both sides ("touched"). All stretches are read in a few gathers.
 
     A rule has paper on both sides but for text printed close to it (flanked where two cells' text runs
     up to it, rarely touched: cell padding leaves a gap); a character's stroke has the character's
     other strokes around and across it (measured on rules: flanked 0-0.34, touched 0-0.09; strokes
     taken for rules: flanked 0.14-0.93, touched 0-0.87).
     """
-    return flank_shares_many(ink, [(seg, a, b)])[0]
-
-
-def flank_shares_many(ink: np.ndarray, stretches: Sequence[tuple[Segment, float, float]],
-                      ) -> list[tuple[float, float]]:
-    """:func:`flank_shares` of many stretches (segments of one orientation or both) in a few gathers."""
     out: list[tuple[float, float]] = [(0.0, 0.0)] * len(stretches)
     for horizontal in (True, False):
         picked = [i for i, (seg, _, _) in enumerate(stretches) if seg.horizontal == horizontal]
@@ -401,7 +395,7 @@ def prune_text_runs(ink: np.ndarray, segments: Sequence[Segment], others: Sequen
         stops = [seg.start, *cross, seg.end]
         pieces = [(a, b) for a, b in itertools.pairwise(stops) if b - a > 2 * tight]
         plans.append((seg, cross, free_start, free_end, pieces))
-    shares = iter(flank_shares_many(ink, [(seg, a + tight, b - tight) for seg, _, _, _, pieces in plans
+    shares = iter(flank_shares(ink, [(seg, a + tight, b - tight) for seg, _, _, _, pieces in plans
                                           for a, b in pieces]))
     out = []
     for seg, cross, free_start, free_end, pieces in plans:

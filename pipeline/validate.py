@@ -86,12 +86,16 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
 
     # Rows with content but no 三级指标 name, many of them: the table's columns were not found (a name read
     # into another column shifts every value), so each row's fields cannot be trusted: the table to review.
-    nameless = sum(1 for row in indicators
-                   if any(v.text for v in row.values()) and row.get("name", MISSING).text is None)
-    if nameless >= max(2, NAMELESS_SHARE * len(indicators)):
-        message = f"{nameless} of {len(indicators)} indicator rows have no 三级指标 name: the columns were misread"
+    def table_unreadable(message: str) -> None:
         issues.append(Issue("table_unreadable", message, "indicators"))
         flags.append(Flag("indicators", "table_unreadable", message, 0.0))
+
+    nameless = sum(1 for row in indicators
+                   if any(v.text for v in row.values()) and row.get("name", MISSING).text is None)
+    columns_misread = nameless >= max(2, NAMELESS_SHARE * len(indicators))
+    if columns_misread:
+        table_unreadable(f"{nameless} of {len(indicators)} indicator rows have no 三级指标 name: "
+                         "the columns were misread")
 
     troubled: set[int] = set()  # rows whose level label is unknown or that lost two fields or more
     for i, (weight, score) in enumerate(zip(weights, scores, strict=True)):
@@ -117,12 +121,9 @@ def validate_form(form: Form, total_weight_expected: int | None = 100) -> Form:
     # (a skewed, blurred table), and the rows' other fields cannot be trusted either.
     troubled |= {int(f.field.split("[", 1)[1].split("]", 1)[0]) for f in flags
                  if f.reason == "label_unknown" and f.field.startswith("indicators[")}
-    unreadable = any(f.reason == "table_unreadable" for f in flags)
-    if not unreadable and len(troubled) >= max(3, NAMELESS_SHARE * len(indicators)):
-        message = (f"{len(troubled)} of {len(indicators)} indicator rows have unknown level labels or lost fields: "
-                   "the table was misread")
-        issues.append(Issue("table_unreadable", message, "indicators"))
-        flags.append(Flag("indicators", "table_unreadable", message, 0.0))
+    if not columns_misread and len(troubled) >= max(3, NAMELESS_SHARE * len(indicators)):
+        table_unreadable(f"{len(troubled)} of {len(indicators)} indicator rows have unknown level labels or lost "
+                         "fields: the table was misread")
 
     if total_weight is not None and total_weight_expected is not None and total_weight != total_weight_expected:
         violation("total_weight", f"总分 分值 reads {total_weight}; forms of this kind total {total_weight_expected}",
