@@ -191,9 +191,15 @@ def _align(
     result: dict[str, list[Cell]] = {}
     if geometric:
         for cell in cells:
-            best = max(columns.items(), key=lambda item: _overlap(cell, item[1]), default=None)
-            if best is not None and _overlap(cell, best[1]) > 0:
-                result.setdefault(best[0], []).append(cell)
+            # the first column of the largest overlap (max's choice), _overlap spelled out: rows x columns
+            lo, hi = cell.col, cell.last_col
+            best, most = "", 0
+            for column, (first, last) in columns.items():
+                overlap = (hi if hi < last else last) - (lo if lo > first else first) + 1
+                if overlap > most:
+                    best, most = column, overlap
+            if most > 0:
+                result.setdefault(best, []).append(cell)
         return result
     by_position = {span[0]: name for name, span in columns.items()}
     best_shift, best_score = 0, float("-inf")
@@ -211,18 +217,36 @@ def _align(
     return result
 
 
-def _header_columns(row: _Row, vocab: dict[str, Vocabulary]) -> dict[str, tuple[int, int]]:
+def _header_name(text: str, vocab: dict[str, Vocabulary]) -> tuple[float, str]:
+    """(score, column) of the column a header cell names best; score 0.0 when it names none, or two
+    equally well (unless exactly)."""
+    scored = [(words.score(text), name) for name, words in vocab.items()]
+    if not scored:
+        return 0.0, ""
+    score, name = max(scored)  # ties broken as a descending sort does: by name
+    if sum(1 for other, _ in scored if other == score) > 1 and score < 1.0:
+        return 0.0, ""
+    return score, name
+
+
+def _header_columns(row: _Row, vocab: dict[str, Vocabulary], named: dict[str, tuple[float, str]] | None = None,
+                    ) -> dict[str, tuple[int, int]]:
     """Semantic column -> (first, last) grid column, from the header cells that name them.
 
     Each cell names at most one column, the one it matches best (一级指标 / 二级指标 / 三级指标 differ by
     one character, so an OCR-tolerant match must not let one header stand for another); each column
-    takes its best-matching cell.
+    takes its best-matching cell. ``named`` remembers :func:`_header_name` per cell text for ``vocab``
+    (a form's rows are asked about again and again, for every kind of header).
     """
     best_cell: dict[str, tuple[float, Cell]] = {}
     for cell in row.cells:
-        scored = sorted(((words.score(cell.text), name) for name, words in vocab.items()), reverse=True)
-        score, name = scored[0] if scored else (0.0, "")
-        if score <= 0 or (len(scored) > 1 and scored[1][0] == score and score < 1.0):
+        found = named.get(cell.text) if named is not None else None
+        if found is None:
+            found = _header_name(cell.text, vocab)
+            if named is not None:
+                named[cell.text] = found
+        score, name = found
+        if score <= 0:
             continue  # not a header, or equally close to two
         if name not in best_cell or score > best_cell[name][0]:
             best_cell[name] = (score, cell)
@@ -296,6 +320,11 @@ class FormReader:
     def __init__(self, profile: FormProfile, catalogue: LabelCatalogue) -> None:
         self.profile = profile
         self.catalogue = catalogue
+        self._named: dict[int, dict[str, tuple[float, str]]] = {}  # id(vocabulary) -> _header_name per text
+
+    def _header_columns(self, row: _Row, vocab: dict[str, Vocabulary]) -> dict[str, tuple[int, int]]:
+        # vocab is one of self.profile's column vocabularies: it outlives this reader, so its id is a key
+        return _header_columns(row, vocab, self._named.setdefault(id(vocab), {}))
 
     # -- entry point
 
@@ -421,10 +450,10 @@ class FormReader:
                    for r in region)
 
     def _count_matches(self, row: _Row, vocab: dict[str, Vocabulary]) -> int:
-        return len(_header_columns(row, vocab))
+        return len(self._header_columns(row, vocab))
 
     def _is_indicator_header(self, row: _Row) -> bool:
-        found = _header_columns(row, self.profile.indicator_columns)
+        found = self._header_columns(row, self.profile.indicator_columns)
         return len(found) >= 3 and any(k in found for k in ("name", "level1", "level2"))
 
     # -- header
@@ -492,7 +521,7 @@ class FormReader:
 
     def _read_funds(self, table: Table, rows: list[_Row]) -> dict[str, dict[str, Value]]:
         profile = self.profile
-        columns = _complete_by_order(rows[0], _header_columns(rows[0], profile.funds_columns), FUND_COLS)
+        columns = _complete_by_order(rows[0], self._header_columns(rows[0], profile.funds_columns), FUND_COLS)
         geometric = table.kind is not SourceKind.TEXT_DUMP
         funds: dict[str, dict[str, Value]] = {name: {} for name in profile.funds_rows}
 
@@ -527,7 +556,7 @@ class FormReader:
 
     def _read_goals(self, table: Table, rows: list[_Row]) -> dict[str, Value]:
         profile = self.profile
-        columns = _header_columns(rows[0], profile.goals_columns)
+        columns = self._header_columns(rows[0], profile.goals_columns)
         geometric = table.kind is not SourceKind.TEXT_DUMP and len(columns) == 2
         parts: dict[str, list[Value]] = {"expected": [], "actual": []}
         for row in rows:
@@ -593,7 +622,7 @@ class FormReader:
     def _read_indicators(self, table: Table, header: _Row, rows: list[_Row]
                          ) -> tuple[list[Indicator], list[Flag], list[Issue]]:
         profile = self.profile
-        columns = _complete_by_order(header, _header_columns(header, profile.indicator_columns), INDICATOR_FIELDS)
+        columns = _complete_by_order(header, self._header_columns(header, profile.indicator_columns), INDICATOR_FIELDS)
         geometric = table.kind is not SourceKind.TEXT_DUMP
         compat = self._indicator_compat()
         records: list[_IndicatorRow] = []
@@ -827,7 +856,7 @@ class FormReader:
     # -- total
 
     def _read_total(self, table: Table, header: _Row, row: _Row) -> dict[str, Value]:
-        columns = _header_columns(header, self.profile.indicator_columns)
+        columns = self._header_columns(header, self.profile.indicator_columns)
         numbers = [c for c in row.cells if looks_like_score(c.text) or re.fullmatch(r"[0-9.]+", to_ascii(c.text))]
         total = {"weight": MISSING, "score": MISSING}
         if table.kind is not SourceKind.TEXT_DUMP and "weight" in columns and "score" in columns:

@@ -453,22 +453,42 @@ class GridLine:
 
     def at(self, t: float) -> float:
         """Position across the line at ``t`` along it: from the segment there, else the nearest one."""
-        if len(self.segments) == 1:  # most lines are one segment: nothing to choose
-            only = self.segments[0]
-            return only.at(min(max(t, only.start), only.end))
-        best: Segment | None = None
-        best_d = math.inf
-        for s in self.segments:
-            d = 0.0 if s.start <= t <= s.end else min(abs(t - s.start), abs(t - s.end))
-            if d < best_d:
-                best, best_d = s, d
-        assert best is not None
-        return best.at(min(max(t, best.start), best.end))
+        # Grids ask this for every boundary piece: Segment.at and min / max are spelled out (the same
+        # arithmetic, ties included), which costs a third of the calls.
+        segments = self.segments
+        if len(segments) == 1:  # most lines are one segment: nothing to choose
+            best = segments[0]
+        else:
+            found: Segment | None = None
+            best_d = math.inf
+            for s in segments:
+                if s.start <= t <= s.end:
+                    d = 0.0
+                else:
+                    d_start, d_end = abs(t - s.start), abs(t - s.end)
+                    d = d_end if d_end < d_start else d_start
+                if d < best_d:
+                    found, best_d = s, d
+            assert found is not None
+            best = found
+        start, end = best.start, best.end
+        u = start if start > t else t  # min(max(t, start), end)
+        if end < u:
+            u = end
+        return (best.y0 if best.horizontal else best.x0) + (u - start) * best.slope
 
     def coverage(self, a: float, b: float) -> float:
         """Share of the interval ``[a, b]`` along the line that is actually printed."""
         if b <= a:
             return 1.0
+        if len(self.segments) == 1:  # the general case below, for one segment
+            s = self.segments[0]
+            if s.end > a and s.start < b:
+                s0 = s.start if s.start > a else a
+                s1 = s.end if s.end < b else b
+                if s1 > s0:
+                    return (s1 - s0) / (b - a)
+            return 0.0
         spans = sorted((max(a, s.start), min(b, s.end)) for s in self.segments if s.end > a and s.start < b)
         covered, cursor = 0.0, a
         for s0, s1 in spans:
@@ -535,10 +555,14 @@ class PageTable:
 def _cluster_lines(segments: Sequence[Segment], tol: float) -> list[list[Segment]]:
     groups: list[list[Segment]] = []
     for seg in sorted(segments, key=lambda s: s.pos):
-        if groups and seg.pos - np.mean([s.pos for s in groups[-1]]) <= tol:
-            groups[-1].append(seg)
-        else:
-            groups.append([seg])
+        if groups:
+            last = groups[-1]
+            # most groups hold one segment: its position is the mean (np.mean's own sum for more)
+            mean = last[0].pos if len(last) == 1 else np.mean([s.pos for s in last])
+            if seg.pos - mean <= tol:
+                last.append(seg)
+                continue
+        groups.append([seg])
     return groups
 
 
@@ -567,12 +591,6 @@ def _side_by_side(a: GridLine, b: GridLine, of_longer: bool = False) -> bool:
     return shared >= (0.5 * max(lengths) if of_longer else 0.3 * min(lengths))
 
 
-def _touches(h: Segment, v: Segment, tol: float) -> bool:
-    x = v.at(h.pos)
-    y = h.at(v.pos)
-    return h.x0 - tol <= x <= h.x1 + tol and v.y0 - tol <= y <= v.y1 + tol
-
-
 def group_tables(rulings: Rulings, params: LayoutParams) -> list[tuple[list[Segment], list[Segment]]]:
     """Segments that touch each other, grouped into tables (at least 2 horizontal and 2 vertical lines)."""
     hs, vs = list(rulings.horizontal), list(rulings.vertical)
@@ -586,10 +604,14 @@ def group_tables(rulings: Rulings, params: LayoutParams) -> list[tuple[list[Segm
         return i
 
     tol = params.px(params.touch)
-    for i, h in enumerate(hs):
-        for j, v in enumerate(vs):
-            if _touches(h, v, tol):
-                a, b = find(i), find(len(hs) + j)
+    # Every pair that touches (each ends at the other within tol); Segment.at spelled out on plain floats.
+    h_lines = [(h.pos, h.y0, h.start, h.slope, h.x0 - tol, h.x1 + tol) for h in hs]
+    v_lines = [(j, v.pos, v.x0, v.start, v.slope, v.y0 - tol, v.y1 + tol) for j, v in enumerate(vs, len(hs))]
+    for i, (h_pos, h_base, h_start, h_slope, h_lo, h_hi) in enumerate(h_lines):
+        for j, v_pos, v_base, v_start, v_slope, v_lo, v_hi in v_lines:
+            if (h_lo <= v_base + (h_pos - v_start) * v_slope <= h_hi
+                    and v_lo <= h_base + (v_pos - h_start) * h_slope <= v_hi):
+                a, b = find(i), find(j)
                 if a != b:
                     parent[a] = b
     groups: dict[int, tuple[list[Segment], list[Segment]]] = {}
@@ -660,19 +682,23 @@ def build_grid(h_segments: Sequence[Segment], v_segments: Sequence[Segment], par
     y_mid_row = [(rows[r].pos + rows[r + 1].pos) / 2 for r in range(n_r)]
     x_mid_col = [(cols[c].pos + cols[c + 1].pos) / 2 for c in range(n_c)]
     inset = params.px(params.touch) * 0.5  # skip the crossing lines' own thickness at interval ends
+    need = params.coverage
 
-    # Each boundary piece is asked about from both cells beside it: remembered.
-    @functools.cache
-    def v_ruled(c_line: int, r: int) -> bool:
-        x = cols[c_line].at(y_mid_row[r])
-        a, b = rows[r].at(x) + inset, rows[r + 1].at(x) - inset
-        return cols[c_line].coverage(a, b) >= params.coverage
-
-    @functools.cache
-    def h_ruled(r_line: int, c: int) -> bool:
-        y = rows[r_line].at(x_mid_col[c])
-        a, b = cols[c].at(y) + inset, cols[c + 1].at(y) - inset
-        return rows[r_line].coverage(a, b) >= params.coverage
+    # Whether each boundary piece is ruled: v_ruled[c_line][r] (column line beside row r), h_ruled[r_line][c].
+    v_ruled: list[list[bool]] = []
+    for line in cols:
+        flags = []
+        for r in range(n_r):
+            x = line.at(y_mid_row[r])
+            flags.append(line.coverage(rows[r].at(x) + inset, rows[r + 1].at(x) - inset) >= need)
+        v_ruled.append(flags)
+    h_ruled: list[list[bool]] = []
+    for line in rows:
+        flags = []
+        for c in range(n_c):
+            y = line.at(x_mid_col[c])
+            flags.append(line.coverage(cols[c].at(y) + inset, cols[c + 1].at(y) - inset) >= need)
+        h_ruled.append(flags)
 
     outside = n_r * n_c
     parent = list(range(outside + 1))
@@ -694,47 +720,56 @@ def build_grid(h_segments: Sequence[Segment], v_segments: Sequence[Segment], par
     for r in range(n_r):
         for c in range(n_c):
             k = r * n_c + c
-            if c + 1 < n_c and not v_ruled(c + 1, r):
+            if c + 1 < n_c and not v_ruled[c + 1][r]:
                 union(k, k + 1)
-            if r + 1 < n_r and not h_ruled(r + 1, c):
+            if r + 1 < n_r and not h_ruled[r + 1][c]:
                 union(k, k + n_c)
-            if (c == 0 and not v_ruled(0, r)) or (c == n_c - 1 and not v_ruled(n_c, r)):
+            if (c == 0 and not v_ruled[0][r]) or (c == n_c - 1 and not v_ruled[n_c][r]):
                 union(k, outside)
-            if (r == 0 and not h_ruled(0, c)) or (r == n_r - 1 and not h_ruled(n_r, c)):
+            if (r == 0 and not h_ruled[0][c]) or (r == n_r - 1 and not h_ruled[n_r][c]):
                 union(k, outside)
 
-    # Make every group a rectangle (a missing stub of line must not make an L-shaped cell).
+    # Make every group a rectangle (a missing stub of line must not make an L-shaped cell). Only groups
+    # inside the table are joined here, so the root of "outside" stays the same.
+    root_out = find(outside)
     changed = True
     while changed:
         changed = False
+        # per group: its bounding box (r0, c0, r1, c1), the column of its first cell in reading order, its size
         spans: dict[int, list[int]] = {}
         for r in range(n_r):
             for c in range(n_c):
-                g = find(r * n_c + c)
-                if g == find(outside):
+                k = r * n_c + c
+                g = parent[k]
+                if parent[g] != g:  # find(k) when k is no root's child (find changes nothing then)
+                    g = find(k)
+                if g == root_out:
                     continue
-                box = spans.setdefault(g, [r, c, r, c])
-                box[0], box[1] = min(box[0], r), min(box[1], c)
-                box[2], box[3] = max(box[2], r), max(box[3], c)
-        for g, (r0, c0, r1, c1) in spans.items():
+                box = spans.get(g)
+                if box is None:
+                    spans[g] = [r, c, r, c, c, 1]
+                    continue
+                if c < box[1]:
+                    box[1] = c
+                box[2] = r  # reading order: r never decreases
+                if c > box[3]:
+                    box[3] = c
+                box[5] += 1
+        for g, (r0, c0, r1, c1, _, size) in spans.items():
+            if size == (r1 - r0 + 1) * (c1 - c0 + 1):
+                continue  # the group fills its box: nothing else is inside
+            root = find(g)
             for r in range(r0, r1 + 1):
                 for c in range(c0, c1 + 1):
                     other = find(r * n_c + c)
-                    if other != find(g) and other != find(outside):
+                    if other != root and other != root_out:
                         union(g, other)
+                        root = find(g)
                         changed = True
 
     cells: list[GridCell] = []
-    root_out = find(outside)
-    extent: dict[int, list[int]] = {}
-    for r in range(n_r):
-        for c in range(n_c):
-            g = find(r * n_c + c)
-            if g == root_out:
-                continue
-            box = extent.setdefault(g, [r, c, r, c])
-            box[2], box[3] = max(box[2], r), max(box[3], c)
-    for r0, c0, r1, c1 in extent.values():
+    # The last pass joined nothing: its groups are the cells, placed at their first row and first cell's column.
+    for r0, _, r1, c1, c0, _ in spans.values():
         y_mid = (rows[r0].pos + rows[r1 + 1].pos) / 2
         x_mid = (cols[c0].pos + cols[c1 + 1].pos) / 2
         bbox = BBox(cols[c0].at(y_mid), rows[r0].at(x_mid), cols[c1 + 1].at(y_mid), rows[r1 + 1].at(x_mid))
@@ -1095,12 +1130,15 @@ def _locate(box: BBox, tables: Sequence[PageTable]) -> tuple[int, int] | None:
     return _locate_in(box, _cell_boxes(tables))
 
 
-def _cell_boxes(tables: Sequence[PageTable]) -> list[tuple[int, int, float, float, float, float]]:
+_CellBox = tuple[int, int, float, float, float, float]  # table index, cell index, x0, y0, x1, y1
+
+
+def _cell_boxes(tables: Sequence[PageTable]) -> list[_CellBox]:
     return [(ti, ci, c.bbox.x0, c.bbox.y0, c.bbox.x1, c.bbox.y1) for ti, t in enumerate(tables)
             for ci, c in enumerate(t.cells)]
 
 
-def _locate_in(box: BBox, cells: Sequence[tuple[int, int, float, float, float, float]]) -> tuple[int, int] | None:
+def _locate_in(box: BBox, cells: Sequence[_CellBox]) -> tuple[int, int] | None:
     cx, cy = box.cx, box.cy
     for ti, ci, x0, y0, x1, y1 in cells:
         if x0 <= cx <= x1 and y0 <= cy <= y1:
@@ -1108,20 +1146,44 @@ def _locate_in(box: BBox, cells: Sequence[tuple[int, int, float, float, float, f
     return None
 
 
+_BAND = 32.0  # height in pixels of the bands of the cells-by-height index
+_MAX_BANDS = 4096  # a cell over more bands than this is no table cell: no index then
+
+
+def _height_index(cells: list[_CellBox]) -> dict[int, list[_CellBox]] | None:
+    """The cells over each band of page height (in their order): a word is tested only against the cells
+    of its centre's band, which hold every cell whose height range holds that centre. None when a
+    cell's height is not a finite, sensible range."""
+    index: dict[int, list[_CellBox]] = {}
+    for cell in cells:
+        y0, y1 = cell[3], cell[5]
+        if not (math.isfinite(y0) and math.isfinite(y1)):
+            return None
+        first, last = math.floor(y0 / _BAND), math.floor(y1 / _BAND)
+        if last - first > _MAX_BANDS:
+            return None
+        for k in range(first, last + 1):
+            index.setdefault(k, []).append(cell)
+    return index
+
+
 def assign_words(words: Iterable[Word], tables: Sequence[PageTable]) -> Assignment:
     """Each word to the cell holding it; a word over a vertical cell border is split there."""
     result = Assignment()
-    cells = _cell_boxes(tables)  # plain floats: every word is tested against every cell
+    cells = _cell_boxes(tables)  # plain floats: every word is tested against the cells of its height
+    bands = _height_index(cells)
+    none: list[_CellBox] = []
     for word in words:
         b = word.bbox
         cy, wx0, wx1 = b.cy, b.x0, b.x1
+        near = cells if bands is None or not math.isfinite(cy) else bands.get(math.floor(cy / _BAND), none)
         # borders of the cells the word overlaps, in the row band of its centre
         cuts: list[float] = []
-        for _, _, x0, y0, x1, y1 in cells:
+        for _, _, x0, y0, x1, y1 in near:
             if y0 <= cy <= y1 and x0 < wx1 and x1 > wx0:
                 cuts.extend([x0, x1])
         for piece in split_word(word, cuts) if cuts else [word]:
-            hit = _locate_in(piece.bbox, cells)
+            hit = _locate_in(piece.bbox, near)  # a piece has its word's height: the same band
             if hit is None:
                 result.free.append(piece)
             else:
@@ -1131,6 +1193,9 @@ def assign_words(words: Iterable[Word], tables: Sequence[PageTable]) -> Assignme
 
 def group_lines(words: Iterable[Word]) -> list[list[Word]]:
     """Words grouped into text lines (vertical overlap), lines top to bottom, words left to right."""
+    words = list(words)
+    if len(words) <= 1:  # most cells: nothing to group
+        return [words] if words else []
     lines: list[list[Word]] = []
     for word in sorted(words, key=lambda w: (w.bbox.cy, w.bbox.x0)):
         for line in lines:
@@ -1159,7 +1224,13 @@ def join_text(lines: Sequence[Sequence[Word]] | Sequence[Word]) -> str:
     text = ""
     for line in lines:
         part = " ".join(w.text for w in line) if not isinstance(line, Word) else line.text
-        text = _join_pair(text, clean_cell_text(part))
+        text = _join_pair(text, _clean(part))
+    return _clean(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _clean(text: str) -> str:
+    """:func:`clean_cell_text`, memoised: it runs twice a cell and cell texts repeat (labels, units, dashes)."""
     return clean_cell_text(text)
 
 
@@ -1182,7 +1253,7 @@ def free_lines_from_words(words: Iterable[Word], params: LayoutParams) -> list[W
 def _merge_run(run: Sequence[Word]) -> Word:
     box = BBox.enclosing(w.bbox for w in run)
     assert box is not None
-    return Word(clean_cell_text(" ".join(w.text for w in run)), box, min(w.confidence for w in run))
+    return Word(_clean(" ".join(w.text for w in run)), box, min(w.confidence for w in run))
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -1201,9 +1272,9 @@ def unify_columns(tables: Sequence[Sequence[float]], tol: float = 0.008) -> tupl
     """
     clusters: list[list[float]] = []  # positions of the lines in each edge, kept sorted by mean
     members: list[list[tuple[int, int]]] = []  # (table, line) of each edge
+    centers: list[float] = []  # the mean of each cluster (np.mean once per change: it costs more than the rest)
     for ti, fractions in enumerate(tables):
         lines = sorted((float(f), li) for li, f in enumerate(fractions))
-        centers = [float(np.mean(c)) for c in clusters]
         matched = _align_lines([f for f, _ in lines], centers, tol)
         for (f, li), k in zip(lines, matched, strict=True):
             if k is not None:
@@ -1213,12 +1284,14 @@ def unify_columns(tables: Sequence[Sequence[float]], tol: float = 0.008) -> tupl
             if k is None:
                 clusters.append([f])
                 members.append([(ti, li)])
-        order = sorted(range(len(clusters)), key=lambda k: float(np.mean(clusters[k])))
+        centers = [float(np.mean(c)) for c in clusters]
+        order = sorted(range(len(clusters)), key=centers.__getitem__)
         clusters = [clusters[k] for k in order]
         members = [members[k] for k in order]
+        centers = [centers[k] for k in order]
     if not clusters:
         return (0.0, 1.0), [[] for _ in tables]
-    edges = [float(np.mean(c)) for c in clusters]
+    edges = list(centers)
     # outer borders are 0 and 1 by construction; keep them exact
     edges[0], edges[-1] = 0.0, 1.0 if len(edges) > 1 else edges[-1]
     maps: list[list[int]] = [[0] * len(fr) for fr in tables]

@@ -32,6 +32,12 @@ class IndicatorCatalogue(Protocol):
     def match_indicator(self, name: str, level2: str | None = None) -> CatalogueMatch: ...
 
 
+def _with_text(value: Value, text: str | None) -> Value:
+    """``replace(value, text=text)``; the value itself when the text is already that (most values: a
+    dataclass replace costs more than the check)."""
+    return value if text == value.text else replace(value, text=text)
+
+
 def _number(value: Value, path: str, flags: list[Flag], *, money: bool) -> Value:
     if value.text is None:
         return value
@@ -43,7 +49,7 @@ def _number(value: Value, path: str, flags: list[Flag], *, money: bool) -> Value
         return value
     if parsed.repaired:
         flags.append(Flag(path, "ocr_repaired", parsed.note, min(value.confidence, 0.7)))
-    return replace(value, text=format_decimal(parsed.value))
+    return _with_text(value, format_decimal(parsed.value))
 
 
 def _percent(value: Value, path: str, flags: list[Flag]) -> Value:
@@ -58,14 +64,14 @@ def _percent(value: Value, path: str, flags: list[Flag]) -> Value:
         return value
     if parsed.repaired:
         flags.append(Flag(path, "ocr_repaired", parsed.note, min(value.confidence, 0.7)))
-    return replace(value, text=f"{format_decimal(parsed.value)}%")
+    return _with_text(value, f"{format_decimal(parsed.value)}%")
 
 
 def _text(value: Value) -> Value:
     if value.text is None:
         return value
     cleaned = clean_cell_text(value.text)
-    return replace(value, text=cleaned or None)
+    return _with_text(value, cleaned or None)
 
 
 def normalize_form(form: Form, catalogue: IndicatorCatalogue, low_confidence: float = 0.9) -> Form:

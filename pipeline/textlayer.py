@@ -9,7 +9,9 @@ the same height, like OCR line boxes. Spaces the PDF producer generated are kept
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable
+import functools
+import struct
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from pipeline.datamodel import BBox, Word
@@ -19,6 +21,7 @@ from pipeline.datamodel import BBox, Word
 MIN_CHARS = 4
 # Share of replacement / private-use characters above which the layer is garbage (broken font maps).
 MAX_BAD_SHARE = 0.2
+_RECT = struct.Struct("4f")  # FS_RECTF: left, top, right, bottom
 
 
 class _Char(NamedTuple):
@@ -46,8 +49,53 @@ def _to_device(x: float, y: float, box: tuple[float, float, float, float], rotat
     return u * scale, v * scale
 
 
+def untyped(function: Any) -> Any:
+    """A pypdfium2 raw function re-declared with its pointer arguments and result as plain addresses
+    (ints): converting pypdfium2's typed pointers costs more than the call itself, in loops that call
+    pdfium once per character or path segment."""
+
+    def plain(kind: Any) -> Any:
+        return ctypes.c_void_p if isinstance(kind, type) and issubclass(kind, ctypes._Pointer) else kind
+
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    assert address is not None
+    return ctypes.CFUNCTYPE(plain(function.restype), *(plain(kind) for kind in function.argtypes))(address)
+
+
+_Calls = tuple[Callable[[int, int, int], int], Callable[[int, int], int]]
+
+
+@functools.cache
+def _calls() -> _Calls:
+    """``FPDFText_GetLooseCharBox`` and ``FPDFText_GetUnicode`` on plain addresses (see :func:`untyped`)."""
+    import pypdfium2.raw as pdfium_c
+
+    return untyped(pdfium_c.FPDFText_GetLooseCharBox), untyped(pdfium_c.FPDFText_GetUnicode)
+
+
+def _page_text(raw: Any, n_chars: int) -> str | None:
+    """The text page's characters as one string (one call), or None when it is not one code point per
+    character index with the code points ``FPDFText_GetUnicode`` gives: pdfium leaves control
+    characters out of its text and writes U+FFFE where a character has no (or another) code point."""
+    import pypdfium2.raw as pdfium_c
+
+    if n_chars <= 0:
+        return None
+    buffer = (ctypes.c_ushort * (2 * n_chars + 2))()  # room for a surrogate pair per character
+    written = pdfium_c.FPDFText_GetText(raw, 0, n_chars, buffer)
+    if written <= 0:
+        return None
+    text = bytes(buffer)[:2 * (written - 1)].decode("utf-16-le", "surrogatepass")
+    if len(text) != n_chars or "\ufffe" in text or "\x00" in text:
+        return None
+    return text
+
+
 def _chars(page: Any, scale: float) -> list[_Char | None]:
-    """Characters with pixel boxes in text-page order; ``None`` marks a line break the producer wrote."""
+    """Characters with pixel boxes in text-page order; ``None`` marks a line break the producer wrote.
+
+    Spaces get empty boxes: they are only separators (:func:`group_words`, :func:`text_layer_words`).
+    """
     import pypdfium2.raw as pdfium_c
     from pypdfium2 import PdfiumError
 
@@ -57,29 +105,42 @@ def _chars(page: Any, scale: float) -> list[_Char | None]:
     try:
         out: list[_Char | None] = []
         raw = textpage.raw
+        address = ctypes.cast(raw, ctypes.c_void_p).value or 0
         rect = pdfium_c.FS_RECTF()  # one struct reused: the per-character calls are most of the cost
-        rect_ref = ctypes.byref(rect)
+        rect_address = ctypes.addressof(rect)
+        unpack = _RECT.unpack_from  # left, top, right, bottom at once (four attribute reads cost more)
         left, top = crop[0], crop[3]
-        get_unicode, get_box = pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetLooseCharBox
+        get_box, get_unicode = _calls()  # on addresses: rect_address, and the text page's below
+        new = tuple.__new__  # _Char(...) without the generated __new__'s Python frame
         n_chars = pdfium_c.FPDFText_CountChars(raw)
         if n_chars < 0:
             raise PdfiumError("Failed to get character count.")
+        text = _page_text(raw, n_chars)
         for index in range(n_chars):
-            code = get_unicode(raw, index)
-            ch = chr(code) if 0 < code < 0x110000 else "\ufffd"
+            if text is not None:
+                ch = text[index]
+            else:
+                code = get_unicode(address, index)
+                ch = chr(code) if 0 < code < 0x110000 else "\ufffd"
             if ch in "\r\n":
                 if out and out[-1] is not None:
                     out.append(None)
                 continue
-            if not get_box(raw, index, rect_ref):
+            if ch.isspace():
+                out.append(new(_Char, (ch, 0.0, 0.0, 0.0, 0.0)))
+                continue
+            if not get_box(address, index, rect_address):
                 raise PdfiumError("Failed to get charbox.")
+            r_left, r_top, r_right, r_bottom = unpack(rect)
             if rotation == 0:  # _to_device inlined (the same arithmetic): most pages are upright
-                ax, ay, bx, by = ((rect.left - left) * scale, (top - rect.bottom) * scale,
-                                  (rect.right - left) * scale, (top - rect.top) * scale)
+                ax, ay, bx, by = ((r_left - left) * scale, (top - r_bottom) * scale,
+                                  (r_right - left) * scale, (top - r_top) * scale)
             else:
-                ax, ay = _to_device(rect.left, rect.bottom, crop, rotation, scale)
-                bx, by = _to_device(rect.right, rect.top, crop, rotation, scale)
-            out.append(_Char(ch, min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)))
+                ax, ay = _to_device(r_left, r_bottom, crop, rotation, scale)
+                bx, by = _to_device(r_right, r_top, crop, rotation, scale)
+            # min / max spelled out (same results, ties included): builtin calls cost more here
+            out.append(new(_Char, (ch, bx if bx < ax else ax, by if by < ay else ay,
+                                   bx if bx > ax else ax, by if by > ay else ay)))
         return out
     finally:
         textpage.close()
@@ -114,16 +175,25 @@ def group_words(chars: Iterable[_Char | None], gap_factor: float = 0.9) -> list[
             if text:
                 text.append(" ")
             continue
+        # min / max spelled out as conditionals (the same results, ties included): builtin calls cost more
         if have:
             gap = x0 - lx1
             last_h = ly1 - ly0
-            line_h = max(last_h, height)
-            same_line = min(ly1, y1) - max(ly0, y0) > 0.5 * min(last_h, height)
+            line_h = height if height > last_h else last_h
+            overlap = (y1 if y1 < ly1 else ly1) - (y0 if y0 > ly0 else ly0)
+            same_line = overlap > 0.5 * (height if height < last_h else last_h)
             if not same_line or gap > gap_factor * line_h or gap < -0.5 * line_h:
                 flush()
         text.append(ch)
         if have:
-            bx0, by0, bx1, by1 = min(bx0, x0), min(by0, y0), max(bx1, x1), max(by1, y1)
+            if x0 < bx0:
+                bx0 = x0
+            if y0 < by0:
+                by0 = y0
+            if x1 > bx1:
+                bx1 = x1
+            if y1 > by1:
+                by1 = y1
         else:
             bx0, by0, bx1, by1, have = x0, y0, x1, y1, True
         lx1, ly0, ly1 = x1, y0, y1

@@ -19,6 +19,7 @@ table; otherwise the caller renders it as before.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ import numpy as np
 from pipeline.datamodel import PageImage
 from pipeline.imaging import INK_THRESHOLD, WORK_DPI, PageTransform
 from pipeline.layout import LayoutParams, PageTable, Rulings, Segment, find_tables, merge_collinear
-from pipeline.textlayer import _to_device
+from pipeline.textlayer import _to_device, untyped
 
 MAX_DEPTH = 4  # nesting of form XObjects followed
 # A piece is a rule along an axis when it leans less than this across per unit along (office rules are
@@ -72,75 +73,106 @@ def _is_ink(r: int, g: int, b: int, alpha: int) -> bool:
     return round(gray) <= INK_THRESHOLD
 
 
+@functools.cache
+def _functions() -> tuple[Any, ...]:
+    import pypdfium2.raw as c
+
+    return tuple(untyped(f) for f in (
+        c.FPDFPage_CountObjects, c.FPDFPage_GetObject, c.FPDFPageObj_GetType, c.FPDFPageObj_GetMatrix,
+        c.FPDFFormObj_CountObjects, c.FPDFFormObj_GetObject, c.FPDFPath_GetDrawMode, c.FPDFPageObj_GetStrokeColor,
+        c.FPDFPageObj_GetFillColor, c.FPDFPageObj_GetStrokeWidth, c.FPDFPath_CountSegments, c.FPDFPath_GetPathSegment,
+        c.FPDFPathSegment_GetPoint, c.FPDFPathSegment_GetType, c.FPDFPathSegment_GetClose))
+
+
+class _Pdfium:
+    """The pdfium calls of the walk on plain addresses (:func:`pipeline.textlayer.untyped`), with the
+    out-parameters they fill: per path, converting typed arguments and allocating the out-parameters
+    cost more than pdfium's work. One per page (the out-parameters are not shared between threads)."""
+
+    def __init__(self) -> None:
+        import pypdfium2.raw as c
+
+        (self.count_objects, self.get_object, self.object_type, self.get_matrix, self.count_children,
+         self.get_child, self.draw_mode, self.stroke_color, self.fill_color, self.stroke_width, self.count_segments,
+         self.get_segment, self.segment_point, self.segment_type, self.segment_close) = _functions()
+        self.raster_kinds = (c.FPDF_PAGEOBJ_IMAGE, c.FPDF_PAGEOBJ_SHADING)
+        self.path_kind, self.form_kind = c.FPDF_PAGEOBJ_PATH, c.FPDF_PAGEOBJ_FORM
+        self.fill_none = c.FPDF_FILLMODE_NONE
+        self.moveto, self.lineto = c.FPDF_SEGMENT_MOVETO, c.FPDF_SEGMENT_LINETO
+        address = ctypes.addressof
+        self.matrix = (ctypes.c_float * 6)()  # FS_MATRIX: a, b, c, d, e, f
+        self.fill_mode, self.stroke = ctypes.c_int(), ctypes.c_int()
+        self.rgba = (ctypes.c_uint * 4)()
+        self.width, self.px, self.py = ctypes.c_float(), ctypes.c_float(), ctypes.c_float()
+        self.matrix_at = address(self.matrix)
+        self.fill_mode_at, self.stroke_at = address(self.fill_mode), address(self.stroke)
+        self.rgba_at = tuple(address(self.rgba) + k * ctypes.sizeof(ctypes.c_uint) for k in range(4))
+        self.width_at, self.px_at, self.py_at = address(self.width), address(self.px), address(self.py)
+
+
 @dataclass
 class _Collector:
     """Walks a page's objects, gathering straight pieces in PDF user space with their thickness (points)."""
 
     pieces: list[tuple[float, float, float, float, float]]  # x0, y0, x1, y1, thickness
+    pdf: _Pdfium
     raster: bool = False  # an image or shading was drawn: rules may hide in its pixels
 
-    def walk(self, raw: Any, matrix: _Matrix, depth: int) -> None:
-        import pypdfium2.raw as pdfium_c
-
-        kind = pdfium_c.FPDFPageObj_GetType(raw)
-        if kind in (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_SHADING):
+    def walk(self, raw: int, matrix: _Matrix, depth: int) -> None:
+        pdf = self.pdf
+        kind = pdf.object_type(raw)
+        if kind in pdf.raster_kinds:
             self.raster = True
             return
-        if kind not in (pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM):
+        if kind != pdf.path_kind and kind != pdf.form_kind:
             return
-        m = pdfium_c.FS_MATRIX()
-        own = (m.a, m.b, m.c, m.d, m.e, m.f) if pdfium_c.FPDFPageObj_GetMatrix(raw, m) else _IDENTITY
+        own = tuple(pdf.matrix) if pdf.get_matrix(raw, pdf.matrix_at) else _IDENTITY
         full = _compose(own, matrix)
-        if kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+        if kind == pdf.form_kind:
             if depth >= MAX_DEPTH:
                 self.raster = True  # not followed: let the raster path look at it
                 return
-            for i in range(pdfium_c.FPDFFormObj_CountObjects(raw)):
-                child = pdfium_c.FPDFFormObj_GetObject(raw, i)
+            for i in range(pdf.count_children(raw)):
+                child = pdf.get_child(raw, i)
                 if child:
                     self.walk(child, full, depth + 1)
             return
         self._path(raw, full)
 
-    def _path(self, raw: Any, m: _Matrix) -> None:
-        import pypdfium2.raw as pdfium_c
-
-        fill_mode, stroke = ctypes.c_int(), pdfium_c.FPDF_BOOL()
-        if not pdfium_c.FPDFPath_GetDrawMode(raw, fill_mode, stroke):
+    def _path(self, raw: int, m: _Matrix) -> None:
+        pdf = self.pdf
+        if not pdf.draw_mode(raw, pdf.fill_mode_at, pdf.stroke_at):
             return
-        rgba = [ctypes.c_uint() for _ in range(4)]
-        stroked = bool(stroke.value) and bool(pdfium_c.FPDFPageObj_GetStrokeColor(raw, *rgba)) and _is_ink(
-            *(v.value for v in rgba))
-        filled = fill_mode.value != pdfium_c.FPDF_FILLMODE_NONE and bool(
-            pdfium_c.FPDFPageObj_GetFillColor(raw, *rgba)) and _is_ink(*(v.value for v in rgba))
+        rgba, rgba_at = pdf.rgba, pdf.rgba_at
+        stroked = bool(pdf.stroke.value) and bool(pdf.stroke_color(raw, *rgba_at)) and _is_ink(*rgba)
+        filled = pdf.fill_mode.value != pdf.fill_none and bool(pdf.fill_color(raw, *rgba_at)) and _is_ink(*rgba)
         if not (stroked or filled):
             return
         a, b, c, d, e, f = m
         scale = math.sqrt(abs(a * d - b * c))
         width = 0.0
         if stroked:
-            w = ctypes.c_float()
-            width = float(w.value) if pdfium_c.FPDFPageObj_GetStrokeWidth(raw, w) else 1.0
+            width = float(pdf.width.value) if pdf.stroke_width(raw, pdf.width_at) else 1.0
             width = max(width * scale, 0.24)  # a hairline prints one device pixel (~1/300 in)
         subpaths: list[list[tuple[float, float]]] = []
         closed: list[bool] = []
-        px, py = ctypes.c_float(), ctypes.c_float()
-        for i in range(pdfium_c.FPDFPath_CountSegments(raw)):
-            seg = pdfium_c.FPDFPath_GetPathSegment(raw, i)
-            if not seg or not pdfium_c.FPDFPathSegment_GetPoint(seg, px, py):
+        px, py, px_at, py_at = pdf.px, pdf.py, pdf.px_at, pdf.py_at
+        for i in range(pdf.count_segments(raw)):
+            seg = pdf.get_segment(raw, i)
+            if not seg or not pdf.segment_point(seg, px_at, py_at):
                 continue
             x, y = px.value, py.value
             point = (x * a + y * c + e, x * b + y * d + f)
-            kind = pdfium_c.FPDFPathSegment_GetType(seg)
-            if kind == pdfium_c.FPDF_SEGMENT_MOVETO or not subpaths:
+            kind = pdf.segment_type(seg)
+            if kind == pdf.moveto or not subpaths:
                 subpaths.append([point])
                 closed.append(False)
-            elif kind == pdfium_c.FPDF_SEGMENT_LINETO:
+            elif kind == pdf.lineto:
                 subpaths[-1].append(point)
             else:  # a curve: not part of a rule; break the polyline there
                 subpaths.append([point])
                 closed.append(False)
-            if pdfium_c.FPDFPathSegment_GetClose(seg):
+            if pdf.segment_close(seg):
                 closed[-1] = True
         for points, is_closed in zip(subpaths, closed, strict=True):
             if filled:
@@ -161,11 +193,11 @@ class _Collector:
 def page_pieces(pdf_page: Any) -> tuple[list[tuple[float, float, float, float, float]], bool]:
     """Straight drawn pieces of a ``pypdfium2.PdfPage`` in PDF user space ((x0, y0, x1, y1, thickness)
     in points), and whether the page also draws images or shadings."""
-    import pypdfium2.raw as pdfium_c
-
-    collector = _Collector([])
-    for i in range(pdfium_c.FPDFPage_CountObjects(pdf_page.raw)):
-        obj = pdfium_c.FPDFPage_GetObject(pdf_page.raw, i)
+    pdf = _Pdfium()
+    collector = _Collector([], pdf)
+    page = ctypes.cast(pdf_page.raw, ctypes.c_void_p).value
+    for i in range(pdf.count_objects(page)):
+        obj = pdf.get_object(page, i)
         if obj:
             collector.walk(obj, _IDENTITY, 0)
     return collector.pieces, collector.raster
@@ -230,7 +262,13 @@ def work_frame(size: tuple[int, int], dpi: float, rotation: int = 0) -> tuple[Pa
 
 
 def _mapped(seg: Segment, transform: PageTransform) -> Segment:
-    (ax, ay), (bx, by) = transform.to_prepared(np.array([[seg.x0, seg.y0], [seg.x1, seg.y1]])).tolist()
+    a, b, c, d, e, f = transform.matrix
+    if b == 0.0 and d == 0.0:
+        # Only a scale and a shift (an upright page): the matrix product's floats without numpy's set-up
+        # per segment (as PageTransform.box_to_prepared).
+        ax, ay, bx, by = seg.x0 * a + c, seg.y0 * e + f, seg.x1 * a + c, seg.y1 * e + f
+    else:
+        (ax, ay), (bx, by) = transform.to_prepared(np.array([[seg.x0, seg.y0], [seg.x1, seg.y1]])).tolist()
     thickness = seg.thickness * transform.scale
     if abs(bx - ax) >= abs(by - ay):
         (ax, ay), (bx, by) = sorted(((ax, ay), (bx, by)))
