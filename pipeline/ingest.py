@@ -9,13 +9,14 @@ import hashlib
 import io
 import math
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import Limits
-from pipeline.datamodel import Cell, Issue, PageImage, SourceKind, Table
+from pipeline.datamodel import Cell, Issue, PageImage, SourceKind, Table, Word
 from pipeline.errors import InputError, LimitExceeded, NotAFormError
 from pipeline.text import clean_cell_text, has_cjk
 
@@ -23,8 +24,13 @@ if TYPE_CHECKING:
     import numpy as np
     import pypdfium2 as pdfium
 
+    from pipeline.vector_rulings import VectorPage
+
 TEXT_SUFFIXES = {".txt", ".tsv", ".csv", ".dump", ".text"}
 IMAGE_KINDS = {"png", "jpeg", "tiff", "bmp", "gif", "webp"}
+# pdfium is not thread-safe, not even across documents: every call into it is made holding this lock
+# (documents read in threads of one process, each page rendered on a reader's background thread).
+PDFIUM_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,14 +364,15 @@ def count_pages(data_path: Path, kind: str, source: str) -> int:
     if kind == "pdf":
         import pypdfium2 as pdfium
 
-        try:
-            pdf = pdfium.PdfDocument(str(data_path))
-        except pdfium.PdfiumError as exc:
-            raise InputError(_pdf_error_message(exc), source=source) from None
-        try:
-            return len(pdf)
-        finally:
-            pdf.close()
+        with PDFIUM_LOCK:
+            try:
+                pdf = pdfium.PdfDocument(str(data_path))
+            except pdfium.PdfiumError as exc:
+                raise InputError(_pdf_error_message(exc), source=source) from None
+            try:
+                return len(pdf)
+            finally:
+                pdf.close()
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -392,19 +399,16 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
     those page numbers (crops of flagged fields); ``with_text=False`` skips reading the text layer. Blank
     pages are skipped; a document of blank pages only raises :class:`NotAFormError`.
     """
-    import numpy as np
     import pypdfium2 as pdfium
 
-    from pipeline.textlayer import text_layer_words
-    from pipeline.vector_rulings import vector_page
-
     _check_file_size(path, limits, source)
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+            n_pages = len(pdf)
+        except pdfium.PdfiumError as exc:
+            raise InputError(_pdf_error_message(exc), source=source) from None
     try:
-        pdf = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as exc:
-        raise InputError(_pdf_error_message(exc), source=source) from None
-    try:
-        n_pages = len(pdf)
         if n_pages == 0:
             raise InputError("is a PDF with no pages", source=source)
         if n_pages > limits.max_pages:
@@ -415,40 +419,59 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
         for index in range(n_pages):
             if only is not None and index + 1 not in only:
                 continue
-            page = pdf[index]
-            try:
-                width_pt, height_pt = page.get_size()
-                try:
-                    width, height = int(width_pt * scale), int(height_pt * scale)
-                except (ValueError, OverflowError):  # a NaN or infinite MediaBox
-                    raise InputError(f"page {index + 1} has no valid size ({width_pt} x {height_pt} points)",
-                                     source=source) from None
-                _check_pixels(width, height, limits, source, index + 1)
-                if _pdf_page_is_empty(page):
-                    continue
-                words = text_layer_words(page, scale) if with_text else None
-                size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))  # as page.render sizes it
-                vector = None if words is None else vector_page(page, index + 1, float(dpi), size, words)
-                if vector is None:
-                    image = _scanned_page_image(page, scale, size)
-                    if image is None:
-                        # RGB straight from pdfium's buffer (rev_byteorder), one copy: through PIL it took three.
-                        bitmap = page.render(scale=scale, rev_byteorder=True)
-                        image = np.array(bitmap.to_numpy()[:, :, :3])
-                        bitmap.close()
-                    if _image_is_blank(image, float(dpi)) and words is None and not _pdf_page_has_text(page):
-                        continue
-            except pdfium.PdfiumError as exc:
-                raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
-            finally:
-                page.close()
+            with PDFIUM_LOCK:
+                vector, image, words = _read_pdf_page(pdf, index, scale, dpi, limits, source, with_text)
+            if vector is None and image is None:
+                continue  # empty or blank
             read += 1
             yield vector if vector is not None else PageImage(number=index + 1, image=image, dpi=float(dpi),
                                                               text_words=words)
         if read == 0 and only is None:
             raise _all_blank(n_pages, source)
     finally:
-        pdf.close()
+        with PDFIUM_LOCK:
+            pdf.close()
+
+
+def _read_pdf_page(pdf: pdfium.PdfDocument, index: int, scale: float, dpi: int, limits: Limits, source: str,
+                   with_text: bool) -> tuple[VectorPage | None, np.ndarray | None, tuple[Word, ...] | None]:
+    """One page of an open PDF: (its vector rules and text, None, words), (None, its image, its words or
+    None), or (None, None, None) for an empty or blank page. Call it holding :data:`PDFIUM_LOCK`."""
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    from pipeline.textlayer import text_layer_words
+    from pipeline.vector_rulings import vector_page
+
+    page = pdf[index]
+    try:
+        width_pt, height_pt = page.get_size()
+        try:
+            width, height = int(width_pt * scale), int(height_pt * scale)
+        except (ValueError, OverflowError):  # a NaN or infinite MediaBox
+            raise InputError(f"page {index + 1} has no valid size ({width_pt} x {height_pt} points)",
+                             source=source) from None
+        _check_pixels(width, height, limits, source, index + 1)
+        if _pdf_page_is_empty(page):
+            return None, None, None
+        words = text_layer_words(page, scale) if with_text else None
+        size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))  # as page.render sizes it
+        vector = None if words is None else vector_page(page, index + 1, float(dpi), size, words)
+        if vector is not None:
+            return vector, None, words
+        image = _scanned_page_image(page, scale, size)
+        if image is None:
+            # RGB straight from pdfium's buffer (rev_byteorder), one copy: through PIL it took three.
+            bitmap = page.render(scale=scale, rev_byteorder=True)
+            image = np.array(bitmap.to_numpy()[:, :, :3])
+            bitmap.close()
+        if _image_is_blank(image, float(dpi)) and words is None and not _pdf_page_has_text(page):
+            return None, None, None
+        return None, image, words
+    except pdfium.PdfiumError as exc:
+        raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
+    finally:
+        page.close()
 
 
 def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageImage]:

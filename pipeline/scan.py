@@ -1,6 +1,9 @@
 """The scan reading path: page images -> one logical :class:`~pipeline.datamodel.Table` per document.
 
-Per page (pages are streamed; only the page's text and geometry are kept, never its image):
+Per page (pages are streamed; only the page's text and geometry are kept, never its image). With an OCR
+engine, steps 1-2 and the cutting out of step 3's lines run for page n+1 on a background thread
+(:mod:`pipeline.lookahead`) while page n is in the recogniser; the engine is only called from the caller's
+thread:
 
 1. prepare the image (:func:`pipeline.imaging.prepare_page`): seal-free gray, ink mask, upright (0/90
    from text geometry), deskewed;
@@ -29,9 +32,10 @@ joining them needs to know which columns hold values, which is the form profile'
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -61,6 +65,7 @@ from pipeline.layout import (
     text_size,
     unify_columns,
 )
+from pipeline.lookahead import Done, Lookahead
 from pipeline.ocr.base import LineRecognizer, OcrEngine
 from pipeline.text import clean_cell_text
 from pipeline.vector_rulings import VectorPage, vector_tables
@@ -85,6 +90,11 @@ FAINT_TEXT_GAIN = 1.8
 SECOND_OPINION = False
 SECOND_OPINION_ABOVE = 0.9
 SECOND_OPINION_DOUBT = 0.6
+# The thread preparing the next page runs this much nicer than the recogniser: ONNX Runtime keeps both
+# cores of a 2-core machine busy, and at equal priority the preparation slowed it by as much as it hid
+# (document wall time -1 to +3 %); at nice +10 it fills what ORT leaves idle (-5 to -7 %, 18 documents
+# in rotation, bench/REPORT.md).
+PREPARATION_NICER = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +167,37 @@ class PageLayout:
     source: SourceKind
 
 
+def _no_background() -> float:
+    return 0.0
+
+
 @dataclass
 class OcrClock:
-    """Time spent inside the OCR engine: wall clock and CPU (CPU is steadier on a busy machine)."""
+    """Time spent inside the OCR engine: wall clock and CPU (CPU is steadier on a busy machine).
+
+    CPU is the process's (ONNX Runtime computes on threads of its own) less ``background_cpu``, the CPU
+    of the thread that prepares the next page meanwhile.
+    """
 
     ocr: float = 0.0
     ocr_cpu: float = 0.0
+    background_cpu: Callable[[], float] = _no_background
+
+    def cpu_now(self) -> float:
+        return time.process_time() - self.background_cpu()
 
     def add(self, wall: float, cpu: float) -> None:
         self.ocr += wall
         self.ocr_cpu += cpu
+
+    @contextlib.contextmanager
+    def engine_call(self) -> Iterator[None]:
+        """Time the OCR engine call made inside."""
+        wall, cpu = time.perf_counter(), self.cpu_now()
+        try:
+            yield
+        finally:
+            self.add(time.perf_counter() - wall, self.cpu_now() - cpu)
 
 
 def _word_to_original(word: Word, transform: PageTransform) -> Word:
@@ -174,10 +205,8 @@ def _word_to_original(word: Word, transform: PageTransform) -> Word:
 
 
 def _read_lines(engine: LineRecognizer, crops: Sequence[np.ndarray], clock: OcrClock) -> list[tuple[str, float]]:
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = engine.recognize_lines(crops) if crops else []
-    clock.add(time.perf_counter() - t0, time.process_time() - c0)
-    return out
+    with clock.engine_call():
+        return engine.recognize_lines(crops) if crops else []
 
 
 def _upright_score(results: Sequence[tuple[str, float]]) -> float:
@@ -236,43 +265,82 @@ def read_page(page: PageImage, engine: OcrEngine | None, params: LayoutParams | 
 
     ``rotation`` forces the clockwise quarter turn (None: decided from the page).
     """
-    with _opencv_single_thread():
-        return _read_page(page, engine, params, rotation)
-
-
-def _read_page(page: PageImage, engine: OcrEngine | None, params: LayoutParams | None,
-               rotation: int | None) -> tuple[PageLayout, OcrClock]:
-    dpi = float(page.dpi or 300.0)
     clock = OcrClock()
+    with _opencv_single_thread():
+        return _read_page(page, engine, params, rotation, clock), clock
+
+
+def _read_page(page: PageImage, engine: OcrEngine | None, params: LayoutParams | None, rotation: int | None,
+               clock: OcrClock) -> PageLayout:
+    return _recognise(_prepare(page, engine, params, rotation), engine, clock)
+
+
+@dataclass(frozen=True, slots=True)
+class LinePlan:
+    """The text lines of a prepared page, cut out and ready for a line recogniser: everything of the
+    page's reading that needs no OCR, so it can run while the page before is being recognised."""
+
+    prepared: PreparedPage
+    given: LayoutParams  # the page's parameters before its text size and print were measured
+    params: LayoutParams
+    tables: tuple[PageTable, ...]
+    jobs: tuple[tuple[int, BBox, BBox], ...]  # (cell index or -1 for free text, line box, crop box)
+    dashes: tuple[tuple[int, BBox], ...]  # cells holding only a dash, read from its shape
+    crops: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRead:
+    """A page as far as it can be read without the OCR engine: done (``layout``: a text-layer page), its
+    lines cut out (``plan``: a line recogniser), or prepared for a full-page engine (``prepared``)."""
+
+    page: PageImage
+    rotation_fixed: bool
+    layout: PageLayout | None = None
+    plan: LinePlan | None = None
+    prepared: PreparedPage | None = None
+    params: LayoutParams | None = None
+
+
+def _prepare(page: PageImage, engine: OcrEngine | None, params: LayoutParams | None,
+             rotation: int | None) -> PreparedRead:
+    dpi = float(page.dpi or 300.0)
+    fixed = rotation is not None
     if isinstance(page, VectorPage) and page.text_words is not None:
         # Rules from the PDF's vector paths, words from its text layer: nothing to render or prepare.
-        return _layout_from_vectors(page, page.text_words, params, rotation or 0), clock
+        return PreparedRead(page, fixed, layout=_layout_from_vectors(page, page.text_words, params, rotation or 0))
     if page.text_words is not None:
         # Text-layer pages come from a PDF renderer: upright by construction (pdfium applies /Rotate).
         prepared = prepare_page(page.image, dpi, rotation=0 if rotation is None else rotation)
         params = replace(params or LayoutParams(), dpi=prepared.work_dpi)
-        return _layout_from_words(page.number, prepared, params, page.text_words, SourceKind.TEXT_LAYER), clock
+        return PreparedRead(page, fixed, layout=_layout_from_words(page.number, prepared, params, page.text_words,
+                                                                   SourceKind.TEXT_LAYER))
     if engine is None:
         raise ValueError(f"page {page.number} has no text layer and no OCR engine was given")
     prepared = prepare_page(page.image, dpi, rotation=rotation)
     params = replace(params or LayoutParams(), dpi=prepared.work_dpi)
     if isinstance(engine, LineRecognizer):
-        layout = _read_with_lines(page, prepared, params, engine, clock, rotation is not None)
-    else:
-        layout = _read_full_page(page, prepared, params, engine, clock, rotation is not None)
-    return layout, clock
+        return PreparedRead(page, fixed, plan=_plan_lines(prepared, params))
+    return PreparedRead(page, fixed, prepared=prepared, params=params)
+
+
+def _recognise(ready: PreparedRead, engine: OcrEngine | None, clock: OcrClock) -> PageLayout:
+    if ready.layout is not None:
+        return ready.layout
+    assert engine is not None  # _prepare reads pages without text only with an engine
+    if ready.plan is not None:
+        return _read_plan(ready.page, ready.plan, engine, clock, ready.rotation_fixed)  # type: ignore[arg-type]
+    assert ready.prepared is not None and ready.params is not None
+    return _read_full_page(ready.page, ready.prepared, ready.params, engine, clock, ready.rotation_fixed)
 
 
 def _turned_over(page: PageImage, prepared: PreparedPage, params: LayoutParams, engine: OcrEngine,
                  clock: OcrClock) -> PageLayout:
     turn = (prepared.transform.rotation + 180) % 360
-    layout, inner = _read_page(page, engine, params, rotation=turn)
-    clock.add(inner.ocr, inner.ocr_cpu)
-    return layout
+    return _read_page(page, engine, params, turn, clock)
 
 
-def _read_with_lines(page: PageImage, prepared: PreparedPage, params: LayoutParams, engine: LineRecognizer,
-                     clock: OcrClock, rotation_fixed: bool) -> PageLayout:
+def _plan_lines(prepared: PreparedPage, params: LayoutParams) -> LinePlan:
     given = params
     rulings, lines_mask = detect_rulings(prepared.ink, params)
     tables = find_tables(rulings, params)
@@ -293,10 +361,9 @@ def _read_with_lines(page: PageImage, prepared: PreparedPage, params: LayoutPara
         params = replace(params, em=size)
     tmask = remove_specks(raw, params)
     shape = prepared.ink.shape
-    cells = [c for t in tables for c in t.cells]
-    jobs: list[tuple[int, BBox, BBox]] = []  # (cell index or -1 for free text, line box, crop box)
+    jobs: list[tuple[int, BBox, BBox]] = []
     dashes: list[tuple[int, BBox]] = []
-    for ci, cell in enumerate(cells):
+    for ci, cell in enumerate(c for t in tables for c in t.cells):
         limit = cell_text_box(cell, params)
         boxes = cell_text_lines(tmask, cell.bbox, params)
         if len(boxes) == 1 and is_dash(boxes[0], params, tmask):
@@ -304,8 +371,13 @@ def _read_with_lines(page: PageImage, prepared: PreparedPage, params: LayoutPara
             continue
         jobs.extend((ci, b, line_crop_box(b, limit, params, shape)) for b in boxes)
     jobs.extend((-1, b, line_crop_box(b, None, params, shape)) for b in free_text_lines(tmask, tables, params))
-    crops = [ocr_crop(prepared, box) for _, _, box in jobs]
+    crops = tuple(ocr_crop(prepared, box) for _, _, box in jobs)
+    return LinePlan(prepared, given, params, tuple(tables), tuple(jobs), tuple(dashes), crops)
 
+
+def _read_plan(page: PageImage, plan: LinePlan, engine: LineRecognizer, clock: OcrClock,
+               rotation_fixed: bool) -> PageLayout:
+    prepared, jobs, crops = plan.prepared, plan.jobs, plan.crops
     # Orientation: read a sample of the widest lines first; a low score means try the page turned over.
     # Lines in cells come first: outside the tables, on a speckled page, wide "lines" are often noise.
     order = sorted(range(len(crops)), key=lambda i: (jobs[i][0] < 0, -crops[i].shape[1]))
@@ -315,15 +387,15 @@ def _read_with_lines(page: PageImage, prepared: PreparedPage, params: LayoutPara
     if not rotation_fixed and sample and _upright_score(first) < UPRIGHT_CONFIDENCE:
         flipped = _read_lines(engine, [np.ascontiguousarray(crops[i][::-1, ::-1]) for i in sample], clock)
         if _reads_better(flipped, first):
-            return _turned_over(page, prepared, given, engine, clock)  # type: ignore[arg-type]
+            return _turned_over(page, prepared, plan.given, engine, clock)  # type: ignore[arg-type]
     results.update(zip(sample, first, strict=True))
     rest = order[ORIENTATION_SAMPLE:]
     results.update(zip(rest, _read_lines(engine, [crops[i] for i in rest], clock), strict=True))
     if SECOND_OPINION:
-        _second_opinion(prepared, params, jobs, results, engine, clock)
+        _second_opinion(prepared, plan.params, jobs, results, engine, clock)
 
-    cell_words: list[list[Word]] = [[] for _ in cells]
-    for ci, line in dashes:
+    cell_words: list[list[Word]] = [[] for t in plan.tables for _ in t.cells]
+    for ci, line in plan.dashes:
         cell_words[ci].append(Word(DASH, line, DASH_CONFIDENCE))
     free_words: list[Word] = []
     for i, (ci, line, _) in enumerate(jobs):
@@ -337,7 +409,7 @@ def _read_with_lines(page: PageImage, prepared: PreparedPage, params: LayoutPara
         else:
             free_words.append(_word_to_original(word, prepared.transform))
     n_words = sum(len(w) for w in cell_words) + len(free_words)
-    return PageLayout(page.number, tuple(_cells_from_words(tables, cell_words, prepared.transform)),
+    return PageLayout(page.number, tuple(_cells_from_words(plan.tables, cell_words, prepared.transform)),
                       tuple(free_words), prepared.transform, n_words, SourceKind.OCR)
 
 
@@ -387,14 +459,12 @@ def _compact(text: str) -> str:
 def _read_full_page(page: PageImage, prepared: PreparedPage, params: LayoutParams, engine: OcrEngine,
                     clock: OcrClock, rotation_fixed: bool) -> PageLayout:
     image, upright = upright_image(prepared)
-    t0, c0 = time.perf_counter(), time.process_time()
-    words = engine.recognize(image)
-    clock.add(time.perf_counter() - t0, time.process_time() - c0)
+    with clock.engine_call():
+        words = engine.recognize(image)
     score = _upright_score([(w.text, w.confidence) for w in words])
     if not rotation_fixed and words and score < UPRIGHT_CONFIDENCE:
-        t0, c0 = time.perf_counter(), time.process_time()
-        flipped = engine.recognize(np.ascontiguousarray(image[::-1, ::-1]))
-        clock.add(time.perf_counter() - t0, time.process_time() - c0)
+        with clock.engine_call():
+            flipped = engine.recognize(np.ascontiguousarray(image[::-1, ::-1]))
         if _reads_better([(w.text, w.confidence) for w in flipped], [(w.text, w.confidence) for w in words]):
             return _turned_over(page, prepared, params, engine, clock)
     del image
@@ -496,31 +566,66 @@ def assemble(pages: Sequence[PageLayout]) -> tuple[Table, list[int]]:
     return table, rows_per_page
 
 
-def read_pages(pages: Iterable[PageImage], engine: OcrEngine | None, params: LayoutParams | None = None) -> ScanResult:
-    """Read a document's pages (streamed, one image at a time) into one logical table.
+def _prepared_in_turn(pages: Iterable[PageImage], engine: OcrEngine | None,
+                      params: LayoutParams | None) -> Iterator[Done[PreparedRead]]:
+    for page in pages:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        ready = _prepare(page, engine, params, None)
+        yield Done(ready, time.perf_counter() - wall, time.thread_time() - cpu)
+
+
+def read_pages(pages: Iterable[PageImage], engine: OcrEngine | None, params: LayoutParams | None = None, *,
+               lookahead: bool = True) -> ScanResult:
+    """Read a document's pages (streamed, a few images at a time) into one logical table.
 
     ``engine`` may be None when every page has a text layer. Pages without any ruled table are listed in
-    ``issues`` (code ``page_without_table``); their text is kept as free-text rows.
+    ``issues`` (code ``page_without_table``); their text is kept as free-text rows. With ``lookahead``, when
+    the first page needs OCR, each next page is rendered and prepared (masks, rules, line crops) on a
+    background thread while the one before is recognised: the same results as page by page, with the
+    time outside OCR mostly hidden behind it.
     """
     layouts: list[PageLayout] = []
     timings: list[tuple[float, float, float, float]] = []  # ocr wall, other wall, ocr cpu, other cpu
     issues: list[Issue] = []
     sizes: list[tuple[int, int]] = []
-    for page in pages:
-        t0, c0 = time.perf_counter(), time.process_time()
-        layout, clock = read_page(page, engine, params)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        if isinstance(page, VectorPage):
-            w, h = page.size
-        else:
-            h, w = page.image.shape[:2]
-        sizes.append((int(w), int(h)))
-        layouts.append(layout)
-        timings.append((clock.ocr, wall - clock.ocr, clock.ocr_cpu, cpu - clock.ocr_cpu))
-        if not layout.tables:
-            issues.append(Issue("page_without_table", f"page {page.number} has no ruled table"
-                                + (" (only free text)" if layout.free else " and no text")))
-        del page  # the image is not kept: only text and geometry travel on
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_opencv_single_thread())
+        remaining = iter(pages)
+        source: Iterator[Done[PreparedRead]] = _prepared_in_turn(remaining, engine, params)
+        background = _no_background
+        mark = time.perf_counter()  # the main thread's last moment of work: what follows is waiting for a page
+        first = next(source, None)
+        if first is not None and first.result.layout is None and lookahead:
+            # The first page needs OCR: the rest are prepared ahead. A text-layer document is read in turn
+            # (nothing to overlap; the thread's hand-offs would cost more than they save).
+            ahead = stack.enter_context(Lookahead(remaining, lambda page: _prepare(page, engine, params, None),
+                                                  nicer=PREPARATION_NICER, name="formrescue-page-preparation"))
+            source, background = iter(ahead), ahead.background_cpu
+        if first is not None:
+            source = itertools.chain([first], source)
+        del first  # held by the chain until its turn is over, not for the whole document
+        for done in source:
+            clock = OcrClock(background_cpu=background)
+            cpu = clock.cpu_now()
+            layout = _recognise(done.result, engine, clock)
+            page, preparation_cpu = done.result.page, done.cpu
+            del done  # the page's masks and crops
+            if isinstance(page, VectorPage):
+                w, h = page.size
+            else:
+                h, w = page.image.shape[:2]
+            sizes.append((int(w), int(h)))
+            layouts.append(layout)
+            if not layout.tables:
+                issues.append(Issue("page_without_table", f"page {page.number} has no ruled table"
+                                    + (" (only free text)" if layout.free else " and no text")))
+            del page  # the image is not kept: only text and geometry travel on
+            now = time.perf_counter()
+            # Outside OCR: the wait for this page's preparation (all of it when read in turn) and putting its
+            # words into cells; in CPU, its preparation wherever it ran and that same main-thread work.
+            other_cpu = preparation_cpu + clock.cpu_now() - cpu - clock.ocr_cpu
+            timings.append((clock.ocr, now - mark - clock.ocr, clock.ocr_cpu, other_cpu))
+            mark = now
     t0, c0 = time.perf_counter(), time.process_time()
     table, rows_per_page = assemble(layouts)
     share = (time.perf_counter() - t0) / max(1, len(layouts))
