@@ -259,15 +259,15 @@ def memory_run(path: Path) -> dict[str, Any]:
 
     settings = Settings.from_env(isolation="thread", limits=Limits(max_pages=10_000))
     per_page: list[tuple[int, float, float]] = []
-    original = scan.read_page
+    original = scan._recognise  # once per page, on the reader's own thread, when the page is done
     t_start = time.perf_counter()
 
-    def recording(page: Any, *a: Any, **k: Any) -> Any:
-        out = original(page, *a, **k)
-        per_page.append((int(page.number), rss_now_mb(), time.perf_counter() - t_start))
+    def recording(ready: Any, *a: Any, **k: Any) -> Any:
+        out = original(ready, *a, **k)
+        per_page.append((int(ready.page.number), rss_now_mb(), time.perf_counter() - t_start))
         return out
 
-    scan.read_page = recording  # type: ignore[assignment]
+    scan._recognise = recording  # type: ignore[assignment]
     samples: list[float] = []
     stop = threading.Event()
 

@@ -34,7 +34,7 @@ from bench.fastrec import BenchRapidEngine, quantized_model_dir  # noqa: E402
 
 # name -> (engine options, description)
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
-    "base": ({}, "as shipped: 2 threads, batches of 8 sorted by aspect ratio"),
+    "base": ({}, "as shipped: 2 threads, one line per call at its own width"),
     "t1": ({"threads": 1}, "1 intra-op thread"),
     "b1": ({"rec_batch": 1}, "no batching"),
     "b4": ({"rec_batch": 4}, "batches of 4"),

@@ -140,7 +140,8 @@ class RapidOcrEngine:
 
     def _decode(self, probs: np.ndarray) -> list[tuple[str, float, float]]:
         idx = probs.argmax(axis=2)
-        best = probs.max(axis=2)
+        # the probability at the argmax is the max: one pass over the (batch, steps, classes) output less
+        best = np.take_along_axis(probs, idx[:, :, None], axis=2)[:, :, 0]
         out = []
         for b in range(idx.shape[0]):
             seq = idx[b]
