@@ -92,8 +92,8 @@ SECOND_OPINION_ABOVE = 0.9
 SECOND_OPINION_DOUBT = 0.6
 # The thread preparing the next page runs this much nicer than the recogniser: ONNX Runtime keeps both
 # cores of a 2-core machine busy, and at equal priority the preparation slowed it by as much as it hid
-# (document wall time -1 to +3 %); at nice +10 it fills what ORT leaves idle (-5 to -7 %, 18 documents
-# in rotation, bench/REPORT.md).
+# (wall time a page x0.97-1.01 against reading in turn); nicer, it takes what ORT leaves idle (x0.94 at
+# +10, x0.93-0.98 at +19; bench/experiments/lookahead_ab.py, bench/REPORT.md).
 PREPARATION_NICER = 10
 
 
