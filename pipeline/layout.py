@@ -28,7 +28,6 @@ The steps:
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -684,21 +683,20 @@ def build_grid(h_segments: Sequence[Segment], v_segments: Sequence[Segment], par
     inset = params.px(params.touch) * 0.5  # skip the crossing lines' own thickness at interval ends
     need = params.coverage
 
+    def ruled(lines: Sequence[GridLine], crossing: Sequence[GridLine], mids: Sequence[float]) -> list[list[bool]]:
+        """Whether each line is printed between each pair of neighbouring crossing lines (at their midpoint)."""
+        flags = []
+        for line in lines:
+            row = []
+            for k, mid in enumerate(mids):
+                at = line.at(mid)
+                row.append(line.coverage(crossing[k].at(at) + inset, crossing[k + 1].at(at) - inset) >= need)
+            flags.append(row)
+        return flags
+
     # Whether each boundary piece is ruled: v_ruled[c_line][r] (column line beside row r), h_ruled[r_line][c].
-    v_ruled: list[list[bool]] = []
-    for line in cols:
-        flags = []
-        for r in range(n_r):
-            x = line.at(y_mid_row[r])
-            flags.append(line.coverage(rows[r].at(x) + inset, rows[r + 1].at(x) - inset) >= need)
-        v_ruled.append(flags)
-    h_ruled: list[list[bool]] = []
-    for line in rows:
-        flags = []
-        for c in range(n_c):
-            y = line.at(x_mid_col[c])
-            flags.append(line.coverage(cols[c].at(y) + inset, cols[c + 1].at(y) - inset) >= need)
-        h_ruled.append(flags)
+    v_ruled = ruled(cols, rows, y_mid_row)
+    h_ruled = ruled(rows, cols, x_mid_col)
 
     outside = n_r * n_c
     parent = list(range(outside + 1))
@@ -1224,13 +1222,7 @@ def join_text(lines: Sequence[Sequence[Word]] | Sequence[Word]) -> str:
     text = ""
     for line in lines:
         part = " ".join(w.text for w in line) if not isinstance(line, Word) else line.text
-        text = _join_pair(text, _clean(part))
-    return _clean(text)
-
-
-@functools.lru_cache(maxsize=16384)
-def _clean(text: str) -> str:
-    """:func:`clean_cell_text`, memoised: it runs twice a cell and cell texts repeat (labels, units, dashes)."""
+        text = _join_pair(text, clean_cell_text(part))
     return clean_cell_text(text)
 
 
@@ -1253,7 +1245,7 @@ def free_lines_from_words(words: Iterable[Word], params: LayoutParams) -> list[W
 def _merge_run(run: Sequence[Word]) -> Word:
     box = BBox.enclosing(w.bbox for w in run)
     assert box is not None
-    return Word(_clean(" ".join(w.text for w in run)), box, min(w.confidence for w in run))
+    return Word(clean_cell_text(" ".join(w.text for w in run)), box, min(w.confidence for w in run))
 
 
 # ---------------------------------------------------------------------------------------------- columns

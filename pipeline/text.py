@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -29,11 +30,13 @@ def strip_html(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=16384)
 def clean_cell_text(text: str | None) -> str:
     """A cell's text as printed: no tags, no control characters, no spaces from wrapped lines.
 
     Spaces next to Chinese characters are artefacts of wrapping ("实现联盟高校学 分互认 机制"); spaces
-    between Latin words or numbers are kept, collapsed to one.
+    between Latin words or numbers are kept, collapsed to one. Memoised: every cell's text is cleaned
+    at least twice, and cell texts repeat (labels, units, dashes).
     """
     if not text:
         return ""
