@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import cache_dir
-from pipeline.ocr.rapid import DET_MODEL, REC_HEIGHT, REC_MODEL, RapidOcrEngine, default_model_dir
+from pipeline.ocr.rapid import DET_MODEL, REC_HEIGHT, REC_MODEL, LineInput, RapidOcrEngine, default_model_dir
 
 QUANT_KINDS = ("dynamic", "dynamic-conv", "static-conv")
 # Calibration crops for static quantisation: line crops the reader cut from samples/scans (not benchmark pages).
@@ -38,7 +38,7 @@ class BenchRapidEngine(RapidOcrEngine):
         self.graph_opt = graph_opt
         super().__init__(**options)
 
-    def _session(self, path: Path) -> Any:
+    def _session(self, model: Path | bytes) -> Any:
         ort = self._ort
         opts = ort.SessionOptions()
         opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if self.graph_opt == "all"
@@ -48,16 +48,18 @@ class BenchRapidEngine(RapidOcrEngine):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
+                                    providers=["CPUExecutionProvider"])
 
-    def _batches(self, crops: Sequence[np.ndarray], ratios: Sequence[float]) -> list[list[int]]:
-        order = [i for i in sorted(range(len(crops)), key=lambda i: ratios[i]) if crops[i].size > 0]
+    def _batches(self, lines: Sequence[LineInput | None]) -> list[list[int]]:
+        order = sorted((i for i, line in enumerate(lines) if line is not None),
+                       key=lambda i: lines[i].width)  # type: ignore[union-attr]
         if not self.pixel_budget:
             return [order[s:s + self.rec_batch] for s in range(0, len(order), self.rec_batch)]
         out: list[list[int]] = []
         current: list[int] = []
-        for i in order:  # ascending width: the newest crop is the widest of its batch
-            width = max(self.min_rec_width, math.ceil(REC_HEIGHT * ratios[i]))
+        for i in order:  # ascending width: the newest line is the widest of its batch
+            width = max(self.min_rec_width, lines[i].width)  # type: ignore[union-attr]
             if current and (len(current) + 1) * width * REC_HEIGHT > self.pixel_budget:
                 out.append(current)
                 current = []
@@ -66,11 +68,10 @@ class BenchRapidEngine(RapidOcrEngine):
             out.append(current)
         return out
 
-    def recognize_lines_detailed(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, float]]:
-        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(crops)
-        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
-        for batch in self._batches(crops, ratios):
-            for i, res in zip(batch, self._read_batch(crops, ratios, batch), strict=True):
+    def _recognise_inputs(self, lines: Sequence[LineInput | None]) -> list[tuple[str, float, float]]:
+        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(lines)
+        for batch in self._batches(lines):
+            for i, res in zip(batch, self._read_batch([lines[i] for i in batch]), strict=True):  # type: ignore[misc]
                 results[i] = res
         return results
 
@@ -120,7 +121,7 @@ def _quantize_static(model: Path, target: Path) -> None:
         batches = pickle.load(fh)
     crops = [c for batch, _ in batches for c in batch]
     engine = RapidOcrEngine(threads=1)
-    name = engine._rec.get_inputs()[0].name
+    name = engine._rec_input
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -130,8 +131,12 @@ def _quantize_static(model: Path, target: Path) -> None:
             crop = next(self.items, None)
             if crop is None:
                 return None
-            width = int(math.ceil(max(8, math.ceil(REC_HEIGHT * crop.shape[1] / max(1, crop.shape[0]))) / 8) * 8)
-            return {name: engine._prepare(crop, width)[None]}
+            line = engine.prepare_lines([crop])[0]
+            if line is None:
+                return self.get_next()
+            tensor = np.zeros((1, 3, REC_HEIGHT, int(math.ceil(max(8, line.width) / 8) * 8)), np.float32)
+            tensor[0, :, :, :line.width] = line.pixels
+            return {name: tensor}
 
     quantize_static(str(model), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
                     op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)

@@ -801,6 +801,11 @@ class Catalogue:
 
     # ---- indicator names ---------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Load the jieba tokenizer now (~1 s): otherwise the first name that needs a fuzzy match pays it."""
+        if self._tk is None:
+            self._tk = _tokenizer(self._userdicts)
+
     def match_indicator(self, name: str, level2: str | None = None) -> CatalogueMatch:
         """Map a 三级 indicator name to a catalogue entry: accept, review (with candidates) or none."""
         ck = (name, level2)

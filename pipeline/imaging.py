@@ -589,7 +589,8 @@ FAINT_INK = 0.45
 
 
 def ocr_crop(page: PreparedPage, box: BBox) -> np.ndarray:
-    """An upright RGB crop of the prepared-frame ``box`` at full resolution, for a line recogniser.
+    """An upright gray crop of the prepared-frame ``box`` at full resolution, for a line recogniser (the
+    recognisers take gray crops as they are: a third of the pixels of an RGB copy to resize and scale).
 
     Seal ink is turned to paper (:func:`seal_free_gray`), then levels: the crop's ink (its darkest
     2 %) becomes black and anything lighter than ~82 % of its paper becomes paper, so what is left of
@@ -610,7 +611,7 @@ def ocr_crop(page: PreparedPage, box: BBox) -> np.ndarray:
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
         if ink > FAINT_INK * paper:
             gray = cv2.erode(gray, np.ones((2, 2), np.uint8))
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    return gray
 
 
 def _quantiles(sample: np.ndarray, qs: tuple[float, float]) -> tuple[float, float]:

@@ -54,7 +54,11 @@ def shared_catalogue(path: str | None, aliases: tuple[tuple[str, str], ...] = ()
     key = (path, aliases)
     with _Shared.lock:
         if key not in _Shared.catalogues:
-            _Shared.catalogues[key] = Catalogue.load(path, learned_aliases=aliases)
+            catalogue = Catalogue.load(path, learned_aliases=aliases)
+            # Loaded whole, tokenizer included: callers load the shared catalogue at start-up (beside Prefect's
+            # server, in each worker), and the first document must not pay for it.
+            catalogue.warm_up()
+            _Shared.catalogues[key] = catalogue
         return _Shared.catalogues[key]
 
 

@@ -215,6 +215,43 @@ def test_engine_reads_line_crops() -> None:
 
 
 @needs_scans
+def test_engine_reads_what_the_models_own_output_says() -> None:
+    """The engine asks the model for each step's best class only (a TopK appended in memory): the text and
+    confidences are those of the model's full per-class output decoded with NumPy. Gray line crops (what
+    the reader cuts) read exactly as their RGB copies."""
+    import cv2
+    import onnxruntime as ort
+
+    from pipeline import imaging
+    from pipeline.ocr.rapid import REC_HEIGHT, RapidOcrEngine
+
+    image, _ = render(SCANS / "clean-20-000.pdf", 1)
+    engine = RapidOcrEngine()
+    page = imaging.PreparedPage(image, image, imaging.PageTransform.identity(2482, 3508), 300, 300)
+    crops = [imaging.ocr_crop(page, w.bbox.expand(8)) for w in cached_words("clean-20-000", 1)[:30]]
+    assert all(c.ndim == 2 for c in crops)
+    got = engine.recognize_lines_detailed(crops)
+    assert got == engine.recognize_lines_detailed([cv2.cvtColor(c, cv2.COLOR_GRAY2RGB) for c in crops])
+    assert sum(bool(text) for text, _, _ in got) >= 25
+
+    plain = ort.InferenceSession(str(engine.rec_path), providers=["CPUExecutionProvider"])
+    labels = ["", *plain.get_modelmeta().custom_metadata_map["character"].splitlines(), " "]
+    for crop, (text, mean, low) in zip(crops, got, strict=True):
+        line = engine.prepare_lines([crop])[0]
+        assert line is not None
+        tensor = np.zeros((1, 3, REC_HEIGHT, -(-line.width // 8) * 8), np.float32)
+        tensor[0, :, :, :line.width] = line.pixels
+        probs = plain.run(None, {plain.get_inputs()[0].name: tensor})[0][0]
+        best = probs.argmax(axis=1)
+        keep = (best != 0) & np.r_[True, best[1:] != best[:-1]]
+        assert text == "".join(labels[i] for i in best[keep])
+        if text:
+            conf = probs.max(axis=1)[keep]
+            assert mean == pytest.approx(float(conf.mean()), abs=1e-5)
+            assert low == pytest.approx(float(conf[[labels[i] != " " for i in best[keep]]].min()), abs=1e-5)
+
+
+@needs_scans
 def test_real_ocr_of_an_upside_down_page() -> None:
     """The one real OCR page of the default run: clean page 1 scanned upside down."""
     image, _ = render(SCANS / "clean-20-000.pdf", 1)
@@ -251,7 +288,8 @@ class ScriptedEngine:
         self.calls.append(len(crops))
         out = []
         for crop in crops:
-            margin = int(np.argmax(crop.min(axis=(0, 2)) < 128))  # white columns before the first ink
+            columns = crop.reshape(crop.shape[0], crop.shape[1], -1).min(axis=(0, 2))  # gray or RGB crops
+            margin = int(np.argmax(columns < 128))  # white columns before the first ink
             self.margins.append(margin)
             out.append((self.second if margin > self.margins[0] + 8 else self.first, self.confidence))
         return out

@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,50 @@ def default_threads() -> int:
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
     return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    """A text-line crop resized to the recogniser's height and scaled to -1..1: ``pixels`` is
+    (REC_HEIGHT, width) for a gray crop (the model's three channels are equal), (3, REC_HEIGHT, width) for
+    an RGB one."""
+
+    pixels: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[-1])
+
+
+def _best_class_model(path: Path) -> bytes:
+    """The recognition model with a TopK (k=1) over the classes appended to it: ONNX Runtime returns each
+    step's best class and its probability, the input of CTC greedy decoding.
+
+    The model's own output, a probability for each of 18,710 classes at every step (3 MB for a 320-pixel
+    line), was copied out of ONNX Runtime and reduced by NumPy on one core, ~0.5 ms a line on the reader's
+    thread. TopK picks the first of equal values as ``argmax`` does: the same classes and probabilities.
+    The file itself is never changed.
+    """
+    try:
+        import onnx
+        from onnx import TensorProto, helper
+    except ImportError as exc:
+        raise EngineUnavailable(f"the onnx package is not installed ({exc}); "
+                                f"install it with: {INSTALL_HINT} onnx") from exc
+    model = onnx.load(str(path))
+    graph = model.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if len(graph.output) != 1 or opset < 11:
+        raise EngineUnavailable(f"{path.name} is not a recognition model this engine knows: one output of class "
+                                f"probabilities and ONNX opset 11 or later expected (it has {len(graph.output)} "
+                                f"output(s), opset {opset}); reinstall rapidocr")
+    graph.initializer.append(helper.make_tensor("formrescue_top_k", TensorProto.INT64, [1], [1]))
+    graph.node.append(helper.make_node("TopK", [graph.output[0].name, "formrescue_top_k"],
+                                       ["best_prob", "best_class"], axis=-1, largest=1, sorted=1))
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info("best_prob", TensorProto.FLOAT, None),
+                         helper.make_tensor_value_info("best_class", TensorProto.INT64, None)])
+    return model.SerializeToString()
 
 
 class RapidOcrEngine:
@@ -102,17 +147,18 @@ class RapidOcrEngine:
         self._post = DBPostProcess(thresh=0.3, box_thresh=box_thresh, max_candidates=1000, unclip_ratio=unclip_ratio,
                                    score_mode="fast", use_dilation=True)
         start = time.perf_counter()
-        self._rec = self._session(self.rec_path)
+        self._rec = self._session(_best_class_model(self.rec_path))
+        self._rec_input = self._rec.get_inputs()[0].name
         meta = self._rec.get_modelmeta().custom_metadata_map
         if "character" not in meta:
             raise EngineUnavailable(f"{self.rec_path.name} has no character list in its metadata; reinstall rapidocr")
         # CTC classes: 0 = blank, then the model's characters, then the space the dictionary omits.
-        self._chars = np.array(["", *meta["character"].splitlines(), " "], dtype=object)
+        self._chars = ["", *meta["character"].splitlines(), " "]
         self._det: Any = None  # loaded on first full-page call: the cell reader never needs it
         self.load_seconds = time.perf_counter() - start
         self.inference_seconds = 0.0  # time spent inside ONNX Runtime, for the benchmark
 
-    def _session(self, path: Path) -> Any:
+    def _session(self, model: Path | bytes) -> Any:
         ort = self._ort
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -122,67 +168,73 @@ class RapidOcrEngine:
         opts.log_severity_level = 3
         # Spinning threads burn the other core while Python prepares the next batch; measured slower here.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 
     # ------------------------------------------------------------------------------------------ recognition
 
-    def _prepare(self, crop: np.ndarray, width: int) -> np.ndarray:
+    def prepare_lines(self, crops: Sequence[np.ndarray]) -> list[LineInput | None]:
+        """Each line crop (RGB or gray) resized to the model's height and scaled as the model expects
+        (None for an empty crop): the model's input, before padding to a batch's width."""
         import cv2
 
-        h, w = crop.shape[:2]
-        target = max(1, min(width, math.ceil(REC_HEIGHT * w / max(1, h))))
-        resized = cv2.resize(crop, (target, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
-        if resized.ndim == 2:
-            resized = cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
-        out = np.zeros((3, REC_HEIGHT, width), dtype=np.float32)  # 0 after normalising = mid gray, as PaddleOCR
-        out[:, :, :target] = resized.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
+        out: list[LineInput | None] = []
+        for crop in crops:
+            if crop.size == 0:
+                out.append(None)
+                continue
+            h, w = crop.shape[:2]
+            width = max(1, math.ceil(REC_HEIGHT * w / max(1, h)))
+            resized = cv2.resize(crop, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
+            # A gray crop stays one channel: the model's three input channels are equal for it, so they are
+            # filled from one plane (a third of the resizing and scaling of an RGB copy, the same floats).
+            pixels = resized.astype(np.float32) / 127.5 - 1.0
+            out.append(LineInput(pixels if pixels.ndim == 2 else pixels.transpose(2, 0, 1)))
         return out
 
-    def _decode(self, probs: np.ndarray) -> list[tuple[str, float, float]]:
-        idx = probs.argmax(axis=2)
-        # the probability at the argmax is the max: one pass over the (batch, steps, classes) output less
-        best = np.take_along_axis(probs, idx[:, :, None], axis=2)[:, :, 0]
+    def _decode(self, best_prob: np.ndarray, best_class: np.ndarray) -> list[tuple[str, float, float]]:
+        """CTC greedy decoding of each line's best class per step (from the model's TopK output)."""
         out = []
-        for b in range(idx.shape[0]):
-            seq = idx[b]
+        for b in range(best_class.shape[0]):
+            seq = best_class[b, :, 0]
             keep = seq != 0
             keep[1:] &= seq[1:] != seq[:-1]
-            chars = seq[keep]
-            if chars.size == 0:
+            conf = best_prob[b, :, 0][keep]
+            if conf.size == 0:
                 out.append(("", 0.0, 0.0))
                 continue
-            conf = best[b][keep]
-            text = "".join(self._chars[chars])
+            chars = [self._chars[i] for i in seq[keep].tolist()]
             # The lowest confidence ignores spaces: whether "G60 科" has a space is the recogniser's
             # most frequent doubt, and the reader drops spaces next to Chinese characters anyway.
-            solid = conf[self._chars[chars] != " "]
-            out.append((text, float(conf.mean()), float(solid.min()) if solid.size else 0.0))
+            solid = [p for p, ch in zip(conf.tolist(), chars, strict=True) if ch != " "]
+            out.append(("".join(chars), float(conf.sum() / conf.size), min(solid, default=0.0)))
         return out
 
-    def recognize_lines_detailed(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, float]]:
-        """(text, mean character confidence, lowest character confidence) for each line crop (RGB or gray)."""
-        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(crops)
-        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
-        order = sorted(range(len(crops)), key=lambda i: ratios[i])
-        for start in range(0, len(order), self.rec_batch):
-            batch = [i for i in order[start:start + self.rec_batch] if crops[i].size > 0]
-            if not batch:
-                continue
-            for i, res in zip(batch, self._read_batch(crops, ratios, batch), strict=True):
+    def _recognise_inputs(self, lines: Sequence[LineInput | None]) -> list[tuple[str, float, float]]:
+        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(lines)
+        ready = sorted(((i, line) for i, line in enumerate(lines) if line is not None), key=lambda it: it[1].width)
+        for start in range(0, len(ready), self.rec_batch):
+            batch = ready[start:start + self.rec_batch]
+            for (i, _), res in zip(batch, self._read_batch([line for _, line in batch]), strict=True):
                 results[i] = res
         return results
 
-    def _read_batch(self, crops: Sequence[np.ndarray], ratios: Sequence[float],
-                    batch: Sequence[int]) -> list[tuple[str, float, float]]:
-        """One recognition batch: the crops resized to the model's height, padded to the batch's widest (a
-        multiple of 8, at least ``min_rec_width``), run and decoded; the time in ONNX Runtime is counted."""
-        width = max(self.min_rec_width, max(math.ceil(REC_HEIGHT * ratios[i]) for i in batch))
+    def recognize_lines_detailed(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, float]]:
+        """(text, mean character confidence, lowest character confidence) for each line crop (RGB or gray)."""
+        return self._recognise_inputs(self.prepare_lines(crops))
+
+    def _read_batch(self, lines: Sequence[LineInput]) -> list[tuple[str, float, float]]:
+        """One recognition batch: the lines padded to the batch's widest (a multiple of 8, at least
+        ``min_rec_width``), run and decoded; the time in ONNX Runtime is counted."""
+        width = max(self.min_rec_width, max(line.width for line in lines))
         width = int(math.ceil(width / 8) * 8)
-        tensor = np.stack([self._prepare(crops[i], width) for i in batch])
+        tensor = np.zeros((len(lines), 3, REC_HEIGHT, width), dtype=np.float32)  # 0 = mid gray, as PaddleOCR
+        for k, line in enumerate(lines):
+            tensor[k, :, :, :line.width] = line.pixels  # a gray plane fills all three channels
         t0 = time.perf_counter()
-        probs = self._rec.run(None, {self._rec.get_inputs()[0].name: tensor})[0]
+        best_prob, best_class = self._rec.run(None, {self._rec_input: tensor})
         self.inference_seconds += time.perf_counter() - t0
-        return self._decode(probs)
+        return self._decode(best_prob, best_class)
 
     def recognize_lines(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """(text, confidence 0..1) for each text-line crop, in the order given.
