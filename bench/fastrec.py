@@ -51,19 +51,19 @@ class BenchRapidEngine(RapidOcrEngine):
         return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
 
-    def _batches(self, lines: Sequence[LineInput | None]) -> list[list[int]]:
-        order = sorted((i for i, line in enumerate(lines) if line is not None),
-                       key=lambda i: lines[i].width)  # type: ignore[union-attr]
+    def _batches(self, lines: Sequence[LineInput | None]) -> list[list[tuple[int, LineInput]]]:
+        """(index, line) batches, lines sorted by width (empty crops left out)."""
+        order = sorted(((i, line) for i, line in enumerate(lines) if line is not None), key=lambda it: it[1].width)
         if not self.pixel_budget:
             return [order[s:s + self.rec_batch] for s in range(0, len(order), self.rec_batch)]
-        out: list[list[int]] = []
-        current: list[int] = []
-        for i in order:  # ascending width: the newest line is the widest of its batch
-            width = max(self.min_rec_width, lines[i].width)  # type: ignore[union-attr]
+        out: list[list[tuple[int, LineInput]]] = []
+        current: list[tuple[int, LineInput]] = []
+        for i, line in order:  # ascending width: the newest line is the widest of its batch
+            width = max(self.min_rec_width, line.width)
             if current and (len(current) + 1) * width * REC_HEIGHT > self.pixel_budget:
                 out.append(current)
                 current = []
-            current.append(i)
+            current.append((i, line))
         if current:
             out.append(current)
         return out
@@ -71,7 +71,7 @@ class BenchRapidEngine(RapidOcrEngine):
     def _recognise_inputs(self, lines: Sequence[LineInput | None]) -> list[tuple[str, float, float]]:
         results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(lines)
         for batch in self._batches(lines):
-            for i, res in zip(batch, self._read_batch([lines[i] for i in batch]), strict=True):  # type: ignore[misc]
+            for (i, _), res in zip(batch, self._read_batch([line for _, line in batch]), strict=True):
                 results[i] = res
         return results
 
