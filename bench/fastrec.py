@@ -52,10 +52,10 @@ class BenchRapidEngine(RapidOcrEngine):
                                     providers=["CPUExecutionProvider"])
 
     def _batches(self, lines: Sequence[LineInput | None]) -> list[list[tuple[int, LineInput]]]:
-        """(index, line) batches, lines sorted by width (empty crops left out)."""
-        order = sorted(((i, line) for i, line in enumerate(lines) if line is not None), key=lambda it: it[1].width)
+        """The shipped batches, or batches by :attr:`pixel_budget` (lines sorted by width)."""
         if not self.pixel_budget:
-            return [order[s:s + self.rec_batch] for s in range(0, len(order), self.rec_batch)]
+            return super()._batches(lines)
+        order = sorted(((i, line) for i, line in enumerate(lines) if line is not None), key=lambda it: it[1].width)
         out: list[list[tuple[int, LineInput]]] = []
         current: list[tuple[int, LineInput]] = []
         for i, line in order:  # ascending width: the newest line is the widest of its batch
@@ -67,13 +67,6 @@ class BenchRapidEngine(RapidOcrEngine):
         if current:
             out.append(current)
         return out
-
-    def _recognise_inputs(self, lines: Sequence[LineInput | None]) -> list[tuple[str, float, float]]:
-        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(lines)
-        for batch in self._batches(lines):
-            for (i, _), res in zip(batch, self._read_batch([line for _, line in batch]), strict=True):
-                results[i] = res
-        return results
 
 
 def quantized_model_dir(kind: str = "dynamic", source: Path | None = None) -> Path:

@@ -934,8 +934,7 @@ class Catalogue:
         cached = self._tok_cache.get(key) if learn else None
         if cached is not None:
             return cached
-        if self._tk is None:
-            self._tk = _tokenizer(self._userdicts)
+        self.warm_up()
         codes = []
         unknown: dict[str, str] = {}
         with self._lock:

@@ -46,6 +46,13 @@ class _End:
     pass
 
 
+def run_timed(work: Callable[[T], R], item: T) -> Done[R]:
+    """``work(item)`` with the wall and thread CPU time it took (what :class:`Lookahead` hands over)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    result = work(item)
+    return Done(result, time.perf_counter() - wall, time.thread_time() - cpu)
+
+
 def _lower_priority(by: int) -> None:
     """Raise the calling thread's niceness by ``by`` (Linux only: elsewhere it would be the process's)."""
     if not sys.platform.startswith("linux"):
@@ -120,10 +127,8 @@ class Lookahead(Generic[T, R]):
         iterator = iter(self._items)
         try:
             for item in iterator:
-                wall, cpu = time.perf_counter(), time.thread_time()
-                result = self._work(item)
-                done = Done(result, time.perf_counter() - wall, time.thread_time() - cpu)
-                del item, result
+                done = run_timed(self._work, item)
+                del item
                 if not self._put(done):
                     return
             self._put(_End())

@@ -65,7 +65,7 @@ from pipeline.layout import (
     text_size,
     unify_columns,
 )
-from pipeline.lookahead import Done, Lookahead
+from pipeline.lookahead import Done, Lookahead, run_timed
 from pipeline.ocr.base import LineRecognizer, OcrEngine
 from pipeline.text import clean_cell_text
 from pipeline.vector_rulings import VectorPage, vector_tables
@@ -566,14 +566,6 @@ def assemble(pages: Sequence[PageLayout]) -> tuple[Table, list[int]]:
     return table, rows_per_page
 
 
-def _prepared_in_turn(pages: Iterable[PageImage], engine: OcrEngine | None,
-                      params: LayoutParams | None) -> Iterator[Done[PreparedRead]]:
-    for page in pages:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        ready = _prepare(page, engine, params, None)
-        yield Done(ready, time.perf_counter() - wall, time.thread_time() - cpu)
-
-
 def read_pages(pages: Iterable[PageImage], engine: OcrEngine | None, params: LayoutParams | None = None, *,
                lookahead: bool = True) -> ScanResult:
     """Read a document's pages (streamed, a few images at a time) into one logical table.
@@ -591,15 +583,19 @@ def read_pages(pages: Iterable[PageImage], engine: OcrEngine | None, params: Lay
     with contextlib.ExitStack() as stack:
         stack.enter_context(_opencv_single_thread())
         remaining = iter(pages)
-        source: Iterator[Done[PreparedRead]] = _prepared_in_turn(remaining, engine, params)
+
+        def prepare(page: PageImage) -> PreparedRead:
+            return _prepare(page, engine, params, None)
+
+        source: Iterator[Done[PreparedRead]] = (run_timed(prepare, page) for page in remaining)
         background = _no_background
         mark = time.perf_counter()  # the main thread's last moment of work: what follows is waiting for a page
         first = next(source, None)
         if first is not None and first.result.layout is None and lookahead:
             # The first page needs OCR: the rest are prepared ahead. A text-layer document is read in turn
             # (nothing to overlap; the thread's hand-offs would cost more than they save).
-            ahead = stack.enter_context(Lookahead(remaining, lambda page: _prepare(page, engine, params, None),
-                                                  nicer=PREPARATION_NICER, name="formrescue-page-preparation"))
+            ahead = stack.enter_context(Lookahead(remaining, prepare, nicer=PREPARATION_NICER,
+                                                  name="formrescue-page-preparation"))
             source, background = iter(ahead), ahead.background_cpu
         if first is not None:
             source = itertools.chain([first], source)

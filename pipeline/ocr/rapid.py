@@ -210,11 +210,14 @@ class RapidOcrEngine:
             out.append(("".join(chars), float(conf.sum() / conf.size), min(solid, default=0.0)))
         return out
 
+    def _batches(self, lines: Sequence[LineInput | None]) -> list[list[tuple[int, LineInput]]]:
+        """(index, line) batches of ``rec_batch`` lines, sorted by width (empty crops left out)."""
+        ready = sorted(((i, line) for i, line in enumerate(lines) if line is not None), key=lambda it: it[1].width)
+        return [ready[start:start + self.rec_batch] for start in range(0, len(ready), self.rec_batch)]
+
     def _recognise_inputs(self, lines: Sequence[LineInput | None]) -> list[tuple[str, float, float]]:
         results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(lines)
-        ready = sorted(((i, line) for i, line in enumerate(lines) if line is not None), key=lambda it: it[1].width)
-        for start in range(0, len(ready), self.rec_batch):
-            batch = ready[start:start + self.rec_batch]
+        for batch in self._batches(lines):
             for (i, _), res in zip(batch, self._read_batch([line for _, line in batch]), strict=True):
                 results[i] = res
         return results
