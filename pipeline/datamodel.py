@@ -163,6 +163,9 @@ class PageImage:
     image: Any
     dpi: float
     text_words: tuple[Word, ...] | None = None  # words of a PDF text layer, in this image's pixels
+    # The gray (luminance) of a colour ``image`` when reading made it already (the blank check): page
+    # preparation starts from it instead of converting the page a second time.
+    luminance: Any = None
 
 
 class Status(enum.StrEnum):

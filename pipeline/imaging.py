@@ -86,17 +86,18 @@ def to_pixels(image: np.ndarray) -> np.ndarray:
     return to_rgb(arr)
 
 
-def seal_free_gray(rgb: np.ndarray) -> np.ndarray:
+def seal_free_gray(rgb: np.ndarray, luminance: np.ndarray | None = None) -> np.ndarray:
     """Gray image in which red seal ink reads as (near) paper and black ink, also under a seal, stays black.
 
     Red ink reflects red light, so in the red channel a seal is almost as bright as paper, while black
     and blue ink stay dark; taking the brighter of luminance and red keeps neutral pixels as they were.
     Redness (red minus green/blue) cannot tell a seal from text under it: JPEG colour bleeding tints
-    black strokes near a seal as red as the seal's faint edges.
+    black strokes near a seal as red as the seal's faint edges. ``luminance``: the image's plain gray
+    (``cv2.COLOR_RGB2GRAY``) when the caller has it already.
     """
     if rgb.ndim == 2:
         return rgb
-    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    lum = luminance if luminance is not None else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return cv2.max(lum, np.ascontiguousarray(rgb[:, :, 0]))
 
 
@@ -242,12 +243,15 @@ def estimate_skew(mask: np.ndarray, dpi: float = 300.0, max_angle: float = MAX_S
 
     def best(xs: np.ndarray, ys: np.ndarray, angles: np.ndarray) -> float:
         scores = []
+        sheared = np.empty_like(ys)
         for a in angles:
             # rotating the page by +a (counter-clockwise) moves a point at x to y - x*tan(a), to first order
-            rows = np.round(ys - xs * math.tan(math.radians(float(a)))).astype(np.int64)
+            np.multiply(xs, math.tan(math.radians(float(a))), out=sheared)
+            np.rint(np.subtract(ys, sheared, out=sheared), out=sheared)
+            rows = sheared.astype(np.int64)
             rows -= rows.min()
-            profile = np.bincount(rows).astype(np.float64)
-            scores.append(float(np.square(np.diff(profile)).sum()))
+            steps = np.diff(np.bincount(rows))
+            scores.append(int(np.dot(steps, steps)))  # integers: the exact sum of squares
         return float(angles[int(np.argmax(scores))])
 
     xs, ys = points(min(1.0, 75.0 / dpi))
@@ -313,9 +317,12 @@ class PageTransform:
 
     def inverse(self) -> np.ndarray:
         """2x3 affine map prepared -> original."""
+        return np.array(self._inverse_values()).reshape(2, 3)
+
+    def _inverse_values(self) -> tuple[float, float, float, float, float, float]:
         a, b, c, d, e, f = self.matrix
         det = a * e - b * d
-        return np.array([[e / det, -b / det, (b * f - c * e) / det], [-d / det, a / det, (c * d - a * f) / det]])
+        return e / det, -b / det, (b * f - c * e) / det, -d / det, a / det, (c * d - a * f) / det
 
     def to_prepared(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) points of the original image -> prepared frame."""
@@ -337,7 +344,7 @@ class PageTransform:
             det = a * e
             sx, tx, sy, ty = e / det, -c * e / det, a / det, -a * f / det
             return _scaled(box, sx, tx, sy, ty)
-        return _enclose(self.to_original(_corners(box)))
+        return _mapped_box(box, self._inverse_values())
 
     def box_to_prepared(self, box: BBox) -> BBox:
         if self.is_identity:
@@ -345,7 +352,7 @@ class PageTransform:
         a, b, c, d, e, f = self.matrix
         if b == 0.0 and d == 0.0:  # only a scale and a shift, as in box_to_original
             return _scaled(box, a, c, e, f)
-        return _enclose(self.to_prepared(_corners(box)))
+        return _mapped_box(box, self.matrix)
 
     def to_dict(self) -> dict[str, object]:
         return {"rotation": self.rotation, "angle": round(self.angle, 4), "scale": self.scale,
@@ -372,13 +379,15 @@ def _deskew_matrix(w: int, h: int, angle: float) -> np.ndarray:
     return rot
 
 
-def _corners(box: BBox) -> np.ndarray:
-    return np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1]], dtype=float)
-
-
-def _enclose(points: np.ndarray) -> BBox:
-    return BBox(float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()),
-                float(points[:, 1].max()))
+def _mapped_box(box: BBox, m: tuple[float, float, float, float, float, float]) -> BBox:
+    """The box enclosing the corners of ``box`` mapped by the affine ``m`` (x' = m0 x + m1 y + m2,
+    y' = m3 x + m4 y + m5). Plain floats: a page maps a few hundred boxes one at a time, and numpy's
+    set-up per box costs ten times the arithmetic."""
+    a, b, c, d, e, f = m
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    xs = (a * x0 + b * y0 + c, a * x1 + b * y0 + c, a * x1 + b * y1 + c, a * x0 + b * y1 + c)
+    ys = (d * x0 + e * y0 + f, d * x1 + e * y0 + f, d * x1 + e * y1 + f, d * x0 + e * y1 + f)
+    return BBox(min(xs), min(ys), max(xs), max(ys))
 
 
 def apply_transform(scaled: np.ndarray, transform: PageTransform, fill: int = 255,
@@ -403,6 +412,11 @@ SLICE_MAX_LEAN = 0.15
 _TURN_BACK = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
+def is_sliceable(transform: PageTransform, box: BBox, max_lean: float = SLICE_MAX_LEAN) -> bool:
+    """Whether :func:`crop` cuts ``box`` as a slice of the original (the page's tilt leans it little)."""
+    return box.width * abs(math.tan(math.radians(transform.angle))) <= max_lean * box.height
+
+
 def crop(source: np.ndarray, transform: PageTransform, box: BBox, fill: int = 255,
          max_lean: float = SLICE_MAX_LEAN) -> np.ndarray:
     """The region ``box`` of the prepared frame, cut upright from ``source`` (the original page image, full
@@ -412,8 +426,7 @@ def crop(source: np.ndarray, transform: PageTransform, box: BBox, fill: int = 25
     is the slice of the original enclosing the box, turned by the page's quarter turn (exact, cheap);
     otherwise it is resampled upright.
     """
-    lean = box.width * abs(math.tan(math.radians(transform.angle)))
-    if lean <= max_lean * box.height:
+    if is_sliceable(transform, box, max_lean):
         outer = transform.box_to_original(box)
         x0, y0 = max(0, round(outer.x0)), max(0, round(outer.y0))
         x1, y1 = min(source.shape[1], round(outer.x1)), min(source.shape[0], round(outer.y1))
@@ -451,7 +464,9 @@ class PreparedPage:
     ``transform`` maps original pixels to it. ``text_ink`` is the same frame binarised at the page's
     own text threshold (:func:`text_threshold`): faded toner prints text much lighter than the rules,
     and the text lines are found in it. ``source`` is the page image as given (RGB or gray, original
-    frame and resolution): OCR crops are cut from it with :func:`ocr_crop`.
+    frame and resolution): OCR crops are cut from it with :func:`ocr_crop`. ``gray`` is the seal-free gray
+    of a colour ``source`` (:func:`seal_free_gray`, made for the masks anyway), which crops cut as a slice
+    come from; None for a gray source.
     """
 
     source: np.ndarray
@@ -462,6 +477,7 @@ class PreparedPage:
     vertical_text: bool | None = None  # what the 90-degree test saw (None = too little text to tell)
     text_ink: np.ndarray | None = None  # None: the same as ``ink``
     speckled: bool = False  # lone dark pixels all over (:func:`is_speckled`): crops are median-filtered
+    gray: np.ndarray | None = None
 
     @property
     def text(self) -> np.ndarray:
@@ -508,7 +524,8 @@ def is_speckled(gray: np.ndarray) -> bool:
     return cv2.countNonZero(lone) > SPECKLED_SHARE * middle.size
 
 
-def ink_masks(rgb: np.ndarray, dpi: float, scale: float) -> tuple[np.ndarray, np.ndarray | None, bool]:
+def ink_masks(rgb: np.ndarray, dpi: float, scale: float,
+              gray: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Seal-free, background-flattened ink masks of an RGB (or gray) page at ``scale`` x its resolution: rules and
     text at the fixed threshold, text at the page's own lighter threshold (None when no lighter), and
     whether the page is speckled (:func:`is_speckled`; its gray is then median-filtered first, or the
@@ -516,9 +533,10 @@ def ink_masks(rgb: np.ndarray, dpi: float, scale: float) -> tuple[np.ndarray, np
 
     Shrinking takes the darkest pixel of each neighbourhood first (a min filter) before averaging, so
     a thin light stroke (the ring of "。", a faint rule) stays as dark as it was; plain averaging
-    would wash it out to paper.
+    would wash it out to paper. ``gray``: ``seal_free_gray(rgb)`` when the caller has it already.
     """
-    gray = seal_free_gray(rgb)
+    if gray is None:
+        gray = seal_free_gray(rgb)
     speckled = is_speckled(gray)
     if speckled:
         gray = cv2.medianBlur(gray, 3)
@@ -551,16 +569,20 @@ def ink_mask(rgb: np.ndarray, dpi: float, scale: float) -> np.ndarray:
 
 
 def prepare_page(image: np.ndarray, dpi: float = 300.0, rotation: int | None = None, deskew: bool = True,
-                 work_dpi: float = WORK_DPI) -> PreparedPage:
+                 work_dpi: float = WORK_DPI, luminance: np.ndarray | None = None) -> PreparedPage:
     """The upright, deskewed ink mask the layout works on, with the transform back to the original.
 
     ``rotation`` (clockwise degrees) forces the quarter turn; ``None`` decides 0 vs 90 from the text
     geometry (180 and 270 are decided by the OCR step, which calls this again with its choice).
+    ``luminance``: the RGB image's plain gray, when the caller made it already (the page's blank check).
     """
     source = to_pixels(image)
     h, w = source.shape[:2]
     scale = min(1.0, work_dpi / dpi)
-    ink, light, speckled = ink_masks(source, dpi, scale)
+    if luminance is not None and (source is not image or luminance.shape != source.shape[:2]):
+        luminance = None  # made from other pixels than these
+    gray = seal_free_gray(source, luminance)
+    ink, light, speckled = ink_masks(source, dpi, scale, gray)
     work_dpi = dpi * scale
     vertical: bool | None = None
     if rotation is None:
@@ -579,9 +601,23 @@ def prepare_page(image: np.ndarray, dpi: float = 300.0, rotation: int | None = N
             return apply_transform(mask, transform, fill=0, interpolation=cv2.INTER_NEAREST)
         return np.ascontiguousarray(mask if rotation == 0 else cv2.rotate(mask, codes[rotation]))
 
-    return PreparedPage(source, upright(ink), transform, dpi, work_dpi, vertical,
-                        None if light is None else upright(light), speckled)
+    if light is None:
+        ink_up, light_up = upright(ink), None
+    elif abs(angle) > 0:
+        # Both masks deskewed in one warp, as two bits of one image (nearest-neighbour moves whole pixels,
+        # so each bit lands where its mask's pixel would): a warp costs ten times packing and unpacking.
+        both = upright(cv2.bitwise_or(cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY)[1],
+                                      cv2.threshold(light, 0, 2, cv2.THRESH_BINARY)[1]))
+        ink_up, light_up = cv2.LUT(both, _INK_BIT), cv2.LUT(both, _LIGHT_BIT)
+    else:
+        ink_up, light_up = upright(ink), upright(light)
+    return PreparedPage(source, ink_up, transform, dpi, work_dpi, vertical, light_up, speckled,
+                        None if gray is source else gray)
 
+
+# The two masks packed into one image for a warp (bit 1: ink, bit 2: light), and unpacked.
+_INK_BIT = np.where(np.arange(256) & 1, 255, 0).astype(np.uint8)
+_LIGHT_BIT = np.where(np.arange(256) & 2, 255, 0).astype(np.uint8)
 
 # A crop whose darkest ink is lighter than this share of its paper is faint print (faded toner, a
 # light font): its strokes are thickened by a pixel, which the recogniser reads far better.
@@ -599,8 +635,9 @@ def ocr_crop(page: PreparedPage, box: BBox) -> np.ndarray:
     everything outside the ink mask white was tried: it removes specks beside the text but costs faint
     punctuation and confidence; not kept.
     """
-    piece = crop(page.source, page.transform, box)
-    gray = seal_free_gray(piece)
+    # A slice of the page's seal-free gray is the seal-free gray of the slice (a pixel at a time).
+    source = page.gray if page.gray is not None and is_sliceable(page.transform, box) else page.source
+    gray = seal_free_gray(crop(source, page.transform, box))
     if page.speckled and min(gray.shape[:2]) >= 3:
         gray = cv2.medianBlur(gray, 3)
     if gray.size:
@@ -610,15 +647,19 @@ def ocr_crop(page: PreparedPage, box: BBox) -> np.ndarray:
         hi = max(0.82 * paper, lo + 0.08 * paper)
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
         if ink > FAINT_INK * paper:
-            gray = cv2.erode(gray, np.ones((2, 2), np.uint8))
+            gray = cv2.erode(gray, _THICKEN)
     return gray
 
 
+_THICKEN = np.ones((2, 2), np.uint8)
+
+
 def _quantiles(sample: np.ndarray, qs: tuple[float, float]) -> tuple[float, float]:
-    """Two order statistics of a sample (lower quantile first), from one partial sort."""
-    ks = [int(q * (sample.size - 1)) for q in qs]
-    part = np.partition(sample, ks)
-    return float(part[ks[0]]), float(part[ks[1]])
+    """Two order statistics of a uint8 sample (lower quantile first): the k-th smallest value is the first
+    gray level whose running count passes k (a 256-bin count is cheaper than a partial sort)."""
+    running = np.cumsum(np.bincount(sample, minlength=256))
+    low, high = (int(np.searchsorted(running, int(q * (sample.size - 1)), side="right")) for q in qs)
+    return float(low), float(high)
 
 
 def upright_image(page: PreparedPage) -> tuple[np.ndarray, PageTransform]:

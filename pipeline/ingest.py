@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import Limits
-from pipeline.datamodel import Cell, Issue, PageImage, SourceKind, Table, Word
+from pipeline.datamodel import Cell, Issue, PageImage, SourceKind, Table
 from pipeline.errors import InputError, LimitExceeded, NotAFormError
 from pipeline.text import clean_cell_text, has_cjk
 
@@ -337,8 +337,17 @@ def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int
     return canvas
 
 
-def _image_is_blank(image: np.ndarray, dpi: float) -> bool:
-    """Whether a page image (RGB or gray) is blank, judged on a ~``BLANK_CHECK_DPI`` gray thumbnail.
+def _luminance(image: np.ndarray) -> np.ndarray | None:
+    """The gray of an RGB page image (None for a gray one): made once for the blank check and kept with
+    the page for its preparation."""
+    import cv2
+
+    return None if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _image_is_blank(image: np.ndarray, dpi: float, luminance: np.ndarray | None = None) -> bool:
+    """Whether a page image (RGB or gray) is blank, judged on a ~``BLANK_CHECK_DPI`` gray thumbnail
+    (of ``luminance``, the image's gray, when given).
 
     The thumbnail averages whole blocks of pixels (as PIL's ``reduce``, within one gray level; a
     partial block at the right or bottom edge is left out): an area resize by an exact integer factor
@@ -349,8 +358,9 @@ def _image_is_blank(image: np.ndarray, dpi: float) -> bool:
     factor = max(1, round(dpi / BLANK_CHECK_DPI))
     h, w = image.shape[:2]
     small_w, small_h = max(1, w // factor), max(1, h // factor)
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    gray = gray[: small_h * factor, : small_w * factor]
+    if luminance is None:
+        luminance = _luminance(image)
+    gray = (image if luminance is None else luminance)[: small_h * factor, : small_w * factor]
     return is_blank(cv2.resize(gray, (small_w, small_h), interpolation=cv2.INTER_AREA))
 
 
@@ -420,12 +430,11 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
             if only is not None and index + 1 not in only:
                 continue
             with PDFIUM_LOCK:
-                vector, image, words = _read_pdf_page(pdf, index, scale, dpi, limits, source, with_text)
-            if vector is None and image is None:
+                page = _read_pdf_page(pdf, index, scale, dpi, limits, source, with_text)
+            if page is None:
                 continue  # empty or blank
             read += 1
-            yield vector if vector is not None else PageImage(number=index + 1, image=image, dpi=float(dpi),
-                                                              text_words=words)
+            yield page
         if read == 0 and only is None:
             raise _all_blank(n_pages, source)
     finally:
@@ -434,9 +443,9 @@ def iter_pdf_pages(path: Path, source: str, dpi: int, limits: Limits, *, with_te
 
 
 def _read_pdf_page(pdf: pdfium.PdfDocument, index: int, scale: float, dpi: int, limits: Limits, source: str,
-                   with_text: bool) -> tuple[VectorPage | None, np.ndarray | None, tuple[Word, ...] | None]:
-    """One page of an open PDF: (its vector rules and text, None, words), (None, its image, its words or
-    None), or (None, None, None) for an empty or blank page. Call it holding :data:`PDFIUM_LOCK`."""
+                   with_text: bool) -> VectorPage | PageImage | None:
+    """One page of an open PDF: its vector rules and text, its image (with its text layer's words if it
+    has one), or None for an empty or blank page. Call it holding :data:`PDFIUM_LOCK`."""
     import numpy as np
     import pypdfium2 as pdfium
 
@@ -453,21 +462,22 @@ def _read_pdf_page(pdf: pdfium.PdfDocument, index: int, scale: float, dpi: int, 
                              source=source) from None
         _check_pixels(width, height, limits, source, index + 1)
         if _pdf_page_is_empty(page):
-            return None, None, None
+            return None
         words = text_layer_words(page, scale) if with_text else None
         size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))  # as page.render sizes it
         vector = None if words is None else vector_page(page, index + 1, float(dpi), size, words)
         if vector is not None:
-            return vector, None, words
+            return vector
         image = _scanned_page_image(page, scale, size)
         if image is None:
             # RGB straight from pdfium's buffer (rev_byteorder), one copy: through PIL it took three.
             bitmap = page.render(scale=scale, rev_byteorder=True)
             image = np.array(bitmap.to_numpy()[:, :, :3])
             bitmap.close()
-        if _image_is_blank(image, float(dpi)) and words is None and not _pdf_page_has_text(page):
-            return None, None, None
-        return None, image, words
+        luminance = _luminance(image)
+        if _image_is_blank(image, float(dpi), luminance) and words is None and not _pdf_page_has_text(page):
+            return None
+        return PageImage(number=index + 1, image=image, dpi=float(dpi), text_words=words, luminance=luminance)
     except pdfium.PdfiumError as exc:
         raise InputError(f"page {index + 1} cannot be rendered ({exc})", source=source) from None
     finally:
@@ -499,13 +509,14 @@ def iter_image_pages(path: Path, source: str, limits: Limits) -> Iterator[PageIm
                 dpi = float(dpi_info[0]) if dpi_info and dpi_info[0] and float(dpi_info[0]) > 50 else 300.0
                 # Gray and bilevel images stay gray (one channel); anything else becomes RGB.
                 frame = np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
-                if _image_is_blank(frame, dpi):
+                luminance = _luminance(frame)
+                if _image_is_blank(frame, dpi, luminance):
                     continue
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise InputError(f"image data of page {index + 1} is damaged or truncated ({exc})",
                                  source=source) from None
             read += 1
-            yield PageImage(number=index + 1, image=frame, dpi=dpi)
+            yield PageImage(number=index + 1, image=frame, dpi=dpi, luminance=luminance)
         if read == 0:
             raise _all_blank(n_frames, source)
 

@@ -907,7 +907,8 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
         return mask
     big_lut = np.where(small, 0, 255).astype(np.uint8)
     big_lut[0] = 0
-    big = np.take(big_lut, labels)
+    index = labels.astype(np.intp)  # cast once: np.take casts a uint16 index to intp on every lookup
+    big = np.take(big_lut, index)
     kx, ky = 2 * max(2, round(0.8 * em)) + 1, 2 * max(1, round(0.25 * em)) + 1
     near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
     cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, mask.shape[1] - 1)
@@ -917,7 +918,7 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     drop = small & ((near[cy, cx] == 0) | tiny)
     if not drop.any():
         return mask
-    return _without(mask, labels, drop)
+    return _without(mask, index, drop)
 
 
 def _runs(values: np.ndarray, max_gap: int) -> list[tuple[int, int]]:

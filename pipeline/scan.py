@@ -311,13 +311,14 @@ def _prepare(page: PageImage, engine: OcrEngine | None, params: LayoutParams | N
         return PreparedRead(page, fixed, layout=_layout_from_vectors(page, page.text_words, params, rotation or 0))
     if page.text_words is not None:
         # Text-layer pages come from a PDF renderer: upright by construction (pdfium applies /Rotate).
-        prepared = prepare_page(page.image, dpi, rotation=0 if rotation is None else rotation)
+        prepared = prepare_page(page.image, dpi, rotation=0 if rotation is None else rotation,
+                                luminance=page.luminance)
         params = replace(params or LayoutParams(), dpi=prepared.work_dpi)
         return PreparedRead(page, fixed, layout=_layout_from_words(page.number, prepared, params, page.text_words,
                                                                    SourceKind.TEXT_LAYER))
     if engine is None:
         raise ValueError(f"page {page.number} has no text layer and no OCR engine was given")
-    prepared = prepare_page(page.image, dpi, rotation=rotation)
+    prepared = prepare_page(page.image, dpi, rotation=rotation, luminance=page.luminance)
     params = replace(params or LayoutParams(), dpi=prepared.work_dpi)
     if isinstance(engine, LineRecognizer):
         return PreparedRead(page, fixed, plan=_plan_lines(prepared, params))
@@ -346,14 +347,17 @@ def _plan_lines(prepared: PreparedPage, params: LayoutParams) -> LinePlan:
     tables = find_tables(rulings, params)
     raw = text_mask(prepared.ink, lines_mask)
     if prepared.text_ink is not None:
-        # The lighter text mask holds the rules too, with a wider halo: take its own long runs out.
-        light_h, light_v = line_masks(prepared.text_ink, params)
-        light = text_mask(prepared.text_ink, cv2.bitwise_or(lines_mask, cv2.bitwise_or(light_h, light_v)))
         inside = _cell_interiors(tables, raw.shape)  # noise outside the tables would blur the comparison
-        if cv2.countNonZero(cv2.bitwise_and(light, inside)) > FAINT_TEXT_GAIN * cv2.countNonZero(
-                cv2.bitwise_and(raw, inside)):
-            raw = light
-            params = replace(params, faint=True)
+        needed = FAINT_TEXT_GAIN * cv2.countNonZero(cv2.bitwise_and(raw, inside))
+        # The lighter text mask is the lighter ink less its rules: where all that ink would not be enough,
+        # its rules need not be found (most pages: finding them costs as much as the page's own).
+        if cv2.countNonZero(cv2.bitwise_and(prepared.text_ink, inside)) > needed:
+            # It holds the rules too, with a wider halo: take its own long runs out.
+            light_h, light_v = line_masks(prepared.text_ink, params)
+            light = text_mask(prepared.text_ink, cv2.bitwise_or(lines_mask, cv2.bitwise_or(light_h, light_v)))
+            if cv2.countNonZero(cv2.bitwise_and(light, inside)) > needed:
+                raw = light
+                params = replace(params, faint=True)
     if prepared.speckled:
         raw = drop_small_blobs(raw, params)
     size = text_size(raw, tables, params)
@@ -515,7 +519,9 @@ def _page_rows(layout: PageLayout) -> list[tuple[float, str, int, int]]:
         items.extend((t.table.rows[r].pos + 1e-3 * r, "t", ti, r) for r in range(t.table.n_rows))
     inverse = layout.transform
     for fi, w in enumerate(layout.free):
-        y = inverse.box_to_prepared(w.bbox).cy
+        # Rounded: lines at one height (a row of specks) keep their reading order whatever the last bit
+        # of the mapping back and forth.
+        y = round(inverse.box_to_prepared(w.bbox).cy, 6)
         for top, bottom in spans:
             if top <= y <= bottom:  # beside a table: after it, never between its rows (spans stay intact)
                 y = bottom + 1e-3
