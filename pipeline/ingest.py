@@ -318,9 +318,13 @@ def _scanned_page_image(page: pdfium.PdfPage, scale: float, size: tuple[int, int
     if abs(pixels.shape[1] - width) > NATIVE_SLACK or abs(pixels.shape[0] - height) > NATIVE_SLACK:
         # pdfium stretches a full-page image over the whole canvas; bilinear, as here, gives its pixels to
         # within 2 gray levels when a lower-resolution scan is enlarged.
-        out = np.ascontiguousarray(pixels) if code is None else cv2.cvtColor(pixels, code)
-        shrink = out.shape[1] > width
-        return cv2.resize(out, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        interpolation = cv2.INTER_AREA if pixels.shape[1] > width else cv2.INTER_LINEAR
+        if code == cv2.COLOR_BGR2RGB:
+            # Resized first, then its channels swapped in place (each channel is resized alike): one
+            # page-sized array made instead of two.
+            out = cv2.resize(pixels, size, interpolation=interpolation)
+            return cv2.cvtColor(out, code, dst=out)
+        return cv2.resize(pixels if code is None else cv2.cvtColor(pixels, code), size, interpolation=interpolation)
     # A scan at the page's resolution give or take a pixel (the canvas is rounded up): its own pixels, cut
     # or edged to the canvas, rather than a resampling that would blur every stroke a little. A gray scan
     # stays gray: a third of the pixels in every later step.

@@ -881,13 +881,33 @@ def drop_small_blobs(mask: np.ndarray, params: LayoutParams, size: float = 0.045
     small[0] = False
     if not small.any():
         return mask
-    return _without(mask, labels, small)
+    return _without(mask, labels, stats, small)
 
 
-def _without(mask: np.ndarray, labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
-    """The mask without the blobs whose labels are set in ``drop`` (one lookup per pixel)."""
-    keep = np.where(drop, 0, 255).astype(np.uint8)
-    return cv2.bitwise_and(mask, np.take(keep, labels))
+def _blob_pixels(labels: np.ndarray, stats: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(rows, columns, blob) of every pixel of the blobs set in ``which``, found inside their boxes.
+
+    For small blobs: their boxes hold a few hundred thousand pixels at most, where a lookup of every
+    label costs two full-page temporaries (a 16-bit label indexes only after a cast to 64 bits).
+    """
+    ids = np.flatnonzero(which)
+    x, y = stats[ids, cv2.CC_STAT_LEFT], stats[ids, cv2.CC_STAT_TOP]
+    w, h = stats[ids, cv2.CC_STAT_WIDTH], stats[ids, cv2.CC_STAT_HEIGHT]
+    areas = (w * h).astype(np.intp)
+    owner = np.repeat(np.arange(ids.size), areas)  # the box each box pixel is in
+    within = np.arange(owner.size) - np.repeat(np.cumsum(areas) - areas, areas)  # its index in that box
+    width = w[owner]
+    cols, rows = x[owner] + within % width, y[owner] + within // width
+    mine = labels[rows, cols] == ids[owner]  # a box may hold pixels of other blobs
+    return rows[mine], cols[mine], ids[owner[mine]]
+
+
+def _without(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """The mask without the blobs set in ``drop`` (small ones: only their boxes are looked at)."""
+    rows, cols, _ = _blob_pixels(labels, stats, drop)
+    out = mask.copy()
+    out[rows, cols] = 0
+    return out
 
 
 def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
@@ -905,10 +925,9 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     small[0] = False
     if not small.any():
         return mask
-    big_lut = np.where(small, 0, 255).astype(np.uint8)
-    big_lut[0] = 0
-    index = labels.astype(np.intp)  # cast once: np.take casts a uint16 index to intp on every lookup
-    big = np.take(big_lut, index)
+    rows, cols, blob = _blob_pixels(labels, stats, small)
+    big = mask.copy()
+    big[rows, cols] = 0
     kx, ky = 2 * max(2, round(0.8 * em)) + 1, 2 * max(1, round(0.25 * em)) + 1
     near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
     cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, mask.shape[1] - 1)
@@ -918,7 +937,10 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     drop = small & ((near[cy, cx] == 0) | tiny)
     if not drop.any():
         return mask
-    return _without(mask, index, drop)
+    dropped = drop[blob]
+    out = mask.copy()
+    out[rows[dropped], cols[dropped]] = 0
+    return out
 
 
 def _runs(values: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
