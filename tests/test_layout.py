@@ -538,3 +538,41 @@ def test_gray_binarised_jpeg_damaged_and_speckled_scans_give_the_same_grid() -> 
     for variant in (gray, binarised, damaged, speckled):
         _, tables = grid_of(variant)
         assert structure(tables) == structure(reference)
+
+
+def _tilted_form_with_faint_text() -> np.ndarray:
+    """A colour page: a ruled grid in black, text in black and in faded gray, a red seal, tilted 1.2 degrees."""
+    page = np.full((1400, 1000, 3), (236, 234, 228), np.uint8)
+    for y in range(200, 1201, 100):
+        cv2.line(page, (100, y), (900, y), (20, 20, 20), 3)
+    for x in (100, 400, 900):
+        cv2.line(page, (x, 200), (x, 1200), (20, 20, 20), 3)
+    for k, y in enumerate(range(260, 1200, 100)):
+        tone = (40, 40, 40) if k % 2 else (185, 185, 185)  # every other row faded
+        cv2.putText(page, f"{k}2,345.00", (130, y), cv2.FONT_HERSHEY_SIMPLEX, 1.1, tone, 2)
+        cv2.putText(page, "item", (430, y), cv2.FONT_HERSHEY_SIMPLEX, 1.1, tone, 2)
+    cv2.circle(page, (700, 700), 120, (210, 70, 70), 10)
+    turn = cv2.getRotationMatrix2D((500, 700), 1.2, 1.0)
+    return cv2.warpAffine(page, turn, (1000, 1400), borderValue=(236, 234, 228))
+
+
+def test_prepared_masks_and_crops_are_those_of_each_step_on_its_own() -> None:
+    """The shortcuts of page preparation change no pixel: both masks deskewed in one warp, the page's
+    gray handed over from the blank check, line crops cut from the seal-free gray."""
+    page = _tilted_form_with_faint_text()
+    luminance = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
+    prepared = imaging.prepare_page(page, 300, luminance=luminance)
+    assert prepared.text_ink is not None and abs(prepared.transform.angle) > 0.5
+    ink, light, _ = imaging.ink_masks(page, 300, 0.5)
+    assert light is not None
+    for shortcut, mask in ((prepared.ink, ink), (prepared.text_ink, light)):
+        alone = imaging.apply_transform(mask, prepared.transform, fill=0, interpolation=cv2.INTER_NEAREST)
+        assert np.array_equal(shortcut, alone)
+    without_gray = imaging.PreparedPage(page, prepared.ink, prepared.transform, 300, prepared.work_dpi,
+                                        prepared.vertical_text, prepared.text_ink, prepared.speckled)
+    boxes = [BBox(60, y, 440, y + 30) for y in range(120, 600, 50)] + [BBox(60, 300, 120, 330)]
+    boxes += [BBox(270, y, 440, y + 20) for y in range(280, 420, 20)]  # across the seal's ring
+    assert any(imaging.is_sliceable(prepared.transform, b) for b in boxes)
+    assert any(not imaging.is_sliceable(prepared.transform, b) for b in boxes)
+    for box in boxes:
+        assert np.array_equal(imaging.ocr_crop(prepared, box), imaging.ocr_crop(without_gray, box))
