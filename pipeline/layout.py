@@ -881,7 +881,8 @@ def drop_small_blobs(mask: np.ndarray, params: LayoutParams, size: float = 0.045
     small[0] = False
     if not small.any():
         return mask
-    return _without(mask, labels, stats, small)
+    rows, cols, _ = _blob_pixels(labels, stats, small)
+    return _without(mask, rows, cols)
 
 
 def _blob_pixels(labels: np.ndarray, stats: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -902,9 +903,8 @@ def _blob_pixels(labels: np.ndarray, stats: np.ndarray, which: np.ndarray) -> tu
     return rows[mine], cols[mine], ids[owner[mine]]
 
 
-def _without(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drop: np.ndarray) -> np.ndarray:
-    """The mask without the blobs set in ``drop`` (small ones: only their boxes are looked at)."""
-    rows, cols, _ = _blob_pixels(labels, stats, drop)
+def _without(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A copy of the mask with the pixels at ``rows``, ``cols`` cleared (blobs from :func:`_blob_pixels`)."""
     out = mask.copy()
     out[rows, cols] = 0
     return out
@@ -926,8 +926,7 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     if not small.any():
         return mask
     rows, cols, blob = _blob_pixels(labels, stats, small)
-    big = mask.copy()
-    big[rows, cols] = 0
+    big = _without(mask, rows, cols)
     kx, ky = 2 * max(2, round(0.8 * em)) + 1, 2 * max(1, round(0.25 * em)) + 1
     near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
     cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, mask.shape[1] - 1)
@@ -938,9 +937,7 @@ def remove_specks(mask: np.ndarray, params: LayoutParams) -> np.ndarray:
     if not drop.any():
         return mask
     dropped = drop[blob]
-    out = mask.copy()
-    out[rows[dropped], cols[dropped]] = 0
-    return out
+    return _without(mask, rows[dropped], cols[dropped])
 
 
 def _runs(values: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
